@@ -1,0 +1,3 @@
+from sagemaker_cv.cli import main
+
+raise SystemExit(main())

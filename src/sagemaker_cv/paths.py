@@ -1,0 +1,60 @@
+"""Every /opt/ml path, derived from one injectable root. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ROOT = Path("/opt/ml")
+
+
+@dataclass(frozen=True)
+class MLPaths:
+    root: Path = DEFAULT_ROOT
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "input" / "config"
+
+    @property
+    def hyperparameters(self) -> Path:
+        return self.config_dir / "hyperparameters.json"
+
+    @property
+    def resource_config(self) -> Path:
+        return self.config_dir / "resourceconfig.json"
+
+    @property
+    def input_data_config(self) -> Path:
+        return self.config_dir / "inputdataconfig.json"
+
+    @property
+    def checkpoint_config(self) -> Path:
+        return self.config_dir / "checkpointconfig.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "input" / "data"
+
+    def channel(self, name: str) -> Path:
+        return self.data_dir / name
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    @property
+    def success_file(self) -> Path:
+        return self.output_dir / "success"
