@@ -122,10 +122,14 @@ def parse_input_data_config(data: Any) -> dict[str, Channel]:
             continue
         mode = spec.get("TrainingInputMode", "File")
         if mode not in INPUT_MODES:
-            problems.append(f"channel {name!r} TrainingInputMode={mode!r}: expected one of {list(INPUT_MODES)}")
+            problems.append(
+                f"channel {name!r} TrainingInputMode={mode!r}: expected one of {list(INPUT_MODES)}"
+            )
         dist = spec.get("S3DistributionType", "FullyReplicated")
         if dist not in DISTRIBUTIONS:
-            problems.append(f"channel {name!r} S3DistributionType={dist!r}: expected one of {list(DISTRIBUTIONS)}")
+            problems.append(
+                f"channel {name!r} S3DistributionType={dist!r}: expected one of {list(DISTRIBUTIONS)}"
+            )
         ctype = spec.get("ContentType")
         if ctype is not None and not isinstance(ctype, str):
             problems.append(f"channel {name!r} ContentType={ctype!r}: expected a string")

@@ -241,15 +241,6 @@ class HyperParameters(Mapping):
     def __repr__(self) -> str:
         return f"HyperParameters({self._values!r})"
 
-    def final_configuration(self) -> dict[str, Any]:
-        """What the built-ins print as `Final configuration`: set values, tuples as strings."""
-        out = {}
-        for key, value in self._values.items():
-            if value is None:
-                continue
-            out[key] = ",".join(str(v) for v in value) if isinstance(value, tuple) else value
-        return out
-
 
 @dataclass(frozen=True)
 class Schema:
@@ -268,7 +259,9 @@ class Schema:
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params if p.default is not None}
 
-    def validate(self, raw: Mapping[str, Any], context: Context = Context()) -> tuple[HyperParameters, list[str]]:
+    def validate(
+        self, raw: Mapping[str, Any], context: Context = Context()
+    ) -> tuple[HyperParameters, list[str]]:
         """Parse every value and check every rule; raise one ClientError listing all problems.
 
         Returns the hyperparameters and the warnings (e.g. settings that have no effect).
@@ -295,7 +288,11 @@ class Schema:
             except Invalid as exc:
                 problems.append(f"{key}={_show(raw[key])}: {exc}")
         for param in self.params:
-            if param.required and param.name not in provided and not any(p.startswith(param.name + "=") for p in problems):
+            if (
+                param.required
+                and param.name not in provided
+                and not any(p.startswith(param.name + "=") for p in problems)
+            ):
                 problems.append(f"missing required hyperparameter {param.name} ({param.valid_values()})")
         warnings: list[str] = []
         if not problems:  # cross-field rules only make sense on well-typed values
@@ -309,6 +306,20 @@ class Schema:
         if problems:
             raise ClientError(problems)
         return HyperParameters(values, frozenset(provided)), warnings
+
+    def final_configuration(self, hp: HyperParameters) -> dict[str, Any]:
+        """What the built-ins print as `Final configuration`: set values, spelled as they spell them."""
+        out = {}
+        for param in self.params:
+            value = hp.get(param.name)
+            if value is None:
+                continue
+            if param.kind is BOOLEAN and param.bool_words == ("0", "1"):
+                value = int(value)
+            elif isinstance(value, tuple):
+                value = ",".join(str(v) for v in value)
+            out[param.name] = value
+        return out
 
     def markdown_table(self) -> str:
         rows = [

@@ -9,9 +9,7 @@ from sagemaker_cv.schema.base import BOOLEAN, CATEGORICAL, FLOAT, INTEGER, STRIN
 
 
 def num_classes(low: int = 1, high: int | None = None) -> Param:
-    return Param(
-        "num_classes", INTEGER, "Number of output classes.", required=True, low=low, high=high
-    )
+    return Param("num_classes", INTEGER, "Number of output classes.", required=True, low=low, high=high)
 
 
 def num_training_samples() -> Param:
@@ -98,7 +96,9 @@ def rule_schedule_below_epochs(values: Mapping[str, Any], ctx: Context) -> list[
 
 def rule_kv_store_hosts(values: Mapping[str, Any], ctx: Context) -> tuple[list[str], list[str]]:
     if values.get("kv_store") and ctx.num_hosts == 1:
-        return [], [f"kv_store={values['kv_store']} has no effect on a single host; training uses the local store"]
+        return [], [
+            f"kv_store={values['kv_store']} has no effect on a single host; training uses the local store"
+        ]
     return [], []
 
 
@@ -109,4 +109,3 @@ def rule_early_stopping_needs_validation(metric: str):
         return []
 
     return rule
-

@@ -7,11 +7,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from sagemaker_cv.schema import common
-from sagemaker_cv.schema.base import BOOLEAN, CATEGORICAL, FLOAT, INTEGER, STRING, Context, Invalid, Param, Schema
+from sagemaker_cv.schema.base import (
+    BOOLEAN,
+    CATEGORICAL,
+    FLOAT,
+    INTEGER,
+    STRING,
+    Context,
+    Invalid,
+    Param,
+    Schema,
+)
 
 IMAGENET_LAYERS = (18, 34, 50, 101, 152, 200)
 CIFAR_LAYERS = (20, 32, 44, 56, 110)
-IMAGE_CONTENT_TYPES = ("application/x-image", "image/jpeg", "image/png", "application/jpeg", "application/x-jpeg")
+IMAGE_CONTENT_TYPES = (
+    "application/x-image",
+    "image/jpeg",
+    "image/png",
+    "application/jpeg",
+    "application/x-jpeg",
+)
 ZERO_ONE = ("0", "1")
 
 
@@ -53,7 +69,9 @@ PARAMS = (
     *common.early_stopping("validation accuracy", min_epochs=10, patience=5),
     common.epochs(30),
     _float01("eps", "epsilon for adam and rmsprop.", 1e-8, True),
-    _float01("gamma", "gamma for rmsprop: decay factor of the moving average of squared gradients.", 0.9, True),
+    _float01(
+        "gamma", "gamma for rmsprop: decay factor of the moving average of squared gradients.", 0.9, True
+    ),
     Param(
         "image_shape",
         STRING,
@@ -64,8 +82,14 @@ PARAMS = (
     ),
     common.kv_store(),
     _float01("learning_rate", "Initial learning rate.", 0.1, True),
-    _float01("lr_scheduler_factor", "Factor the learning rate is multiplied by at each lr_scheduler_step epoch.", 0.1),
-    common.lr_scheduler_step("Epochs after which the learning rate is multiplied by lr_scheduler_factor, e.g. '10, 20'."),
+    _float01(
+        "lr_scheduler_factor",
+        "Factor the learning rate is multiplied by at each lr_scheduler_step epoch.",
+        0.1,
+    ),
+    common.lr_scheduler_step(
+        "Epochs after which the learning rate is multiplied by lr_scheduler_factor, e.g. '10, 20'."
+    ),
     Param(
         "mini_batch_size",
         INTEGER,
@@ -153,7 +177,9 @@ def _rules(values: Mapping[str, Any], ctx: Context) -> tuple[list[str], list[str
     if top_k is not None and top_k > values["num_classes"]:
         problems.append(f"top_k={top_k}: must be no greater than num_classes={values['num_classes']}")
     if top_k is not None and values["multi_label"]:
-        warnings.append(f"top_k={top_k} is ignored with multi_label=1 (top-k accuracy is for single-label data)")
+        warnings.append(
+            f"top_k={top_k} is ignored with multi_label=1 (top-k accuracy is for single-label data)"
+        )
     if values["use_weighted_loss"] and not values["multi_label"]:
         problems.append("use_weighted_loss=1: only valid with multi_label=1")
     if values["use_pretrained_model"]:

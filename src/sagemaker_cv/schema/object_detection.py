@@ -6,11 +6,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from sagemaker_cv.schema import common
-from sagemaker_cv.schema.base import BOOLEAN, CATEGORICAL, FLOAT, INTEGER, STRING, Context, Param, Schema, regex
+from sagemaker_cv.schema.base import (
+    BOOLEAN,
+    CATEGORICAL,
+    FLOAT,
+    INTEGER,
+    STRING,
+    Context,
+    Param,
+    Schema,
+    regex,
+)
 
 
 def _open01(name: str, doc: str, default: float, *, high_open: bool, tunable: bool = False) -> Param:
-    return Param(name, FLOAT, doc, default=default, low=0, high=1, low_open=True, high_open=high_open, tunable=tunable)
+    return Param(
+        name, FLOAT, doc, default=default, low=0, high=1, low_open=True, high_open=high_open, tunable=tunable
+    )
 
 
 PARAMS = (
@@ -49,8 +61,15 @@ PARAMS = (
         low=1,
     ),
     _open01("learning_rate", "Initial learning rate.", 0.001, high_open=False, tunable=True),
-    _open01("lr_scheduler_factor", "Factor the learning rate is multiplied by at each lr_scheduler_step epoch.", 0.1, high_open=True),
-    common.lr_scheduler_step("Epochs after which the learning rate is multiplied by lr_scheduler_factor, e.g. '10, 20'."),
+    _open01(
+        "lr_scheduler_factor",
+        "Factor the learning rate is multiplied by at each lr_scheduler_step epoch.",
+        0.1,
+        high_open=True,
+    ),
+    common.lr_scheduler_step(
+        "Epochs after which the learning rate is multiplied by lr_scheduler_factor, e.g. '10, 20'."
+    ),
     Param(
         "mini_batch_size",
         INTEGER,
@@ -70,7 +89,12 @@ PARAMS = (
         choices=("sgd", "adam", "rmsprop", "adadelta"),
         tunable=True,
     ),
-    _open01("overlap_threshold", "IoU above which a detection matches a ground-truth box in evaluation.", 0.5, high_open=False),
+    _open01(
+        "overlap_threshold",
+        "IoU above which a detection matches a ground-truth box in evaluation.",
+        0.5,
+        high_open=False,
+    ),
     Param(
         "use_pretrained_model",
         BOOLEAN,
@@ -78,7 +102,13 @@ PARAMS = (
         default=True,
         bool_words=("0", "1"),
     ),
-    _open01("weight_decay", "Weight decay for sgd and rmsprop; ignored by other optimizers.", 0.0005, high_open=True, tunable=True),
+    _open01(
+        "weight_decay",
+        "Weight decay for sgd and rmsprop; ignored by other optimizers.",
+        0.0005,
+        high_open=True,
+        tunable=True,
+    ),
 )
 
 

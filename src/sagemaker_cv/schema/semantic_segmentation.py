@@ -50,10 +50,26 @@ PARAMS = (
     ),
     *common.early_stopping("validation mIOU", min_epochs=5, patience=4, min_epochs_low=0),
     common.epochs(30),
-    Param("gamma1", FLOAT, "rmsprop decay factor of the moving average of squared gradients.", default=0.9, low=0, high=1),
+    Param(
+        "gamma1",
+        FLOAT,
+        "rmsprop decay factor of the moving average of squared gradients.",
+        default=0.9,
+        low=0,
+        high=1,
+    ),
     Param("gamma2", FLOAT, "rmsprop momentum factor.", default=0.9, low=0, high=1),
     common.kv_store(" (An extension: the built-in trains on one host only.)"),
-    Param("learning_rate", FLOAT, "Initial learning rate.", default=0.001, low=0, high=1, low_open=True, tunable=True),
+    Param(
+        "learning_rate",
+        FLOAT,
+        "Initial learning rate.",
+        default=0.001,
+        low=0,
+        high=1,
+        low_open=True,
+        tunable=True,
+    ),
     Param(
         "lr_scheduler",
         CATEGORICAL,
@@ -69,9 +85,20 @@ PARAMS = (
         low=0,
         high=1,
     ),
-    common.lr_scheduler_step("Epochs after which the learning rate is multiplied by lr_scheduler_factor; required with lr_scheduler=step."),
+    common.lr_scheduler_step(
+        "Epochs after which the learning rate is multiplied by lr_scheduler_factor; required with lr_scheduler=step."
+    ),
     Param("mini_batch_size", INTEGER, "Training batch size per host.", default=4, low=1, tunable=True),
-    Param("momentum", FLOAT, "Momentum for sgd; ignored by other optimizers.", default=0.9, low=0, high=1, low_open=True, tunable=True),
+    Param(
+        "momentum",
+        FLOAT,
+        "Momentum for sgd; ignored by other optimizers.",
+        default=0.9,
+        low=0,
+        high=1,
+        low_open=True,
+        tunable=True,
+    ),
     Param(
         "optimizer",
         CATEGORICAL,
@@ -80,7 +107,9 @@ PARAMS = (
         choices=("adam", "adagrad", "nag", "rmsprop", "sgd"),
         tunable=True,
     ),
-    Param("syncbn", BOOLEAN, "True: synchronise batch normalisation across the GPUs of a host.", default=False),
+    Param(
+        "syncbn", BOOLEAN, "True: synchronise batch normalisation across the GPUs of a host.", default=False
+    ),
     Param(
         "validation_mini_batch_size",
         INTEGER,

@@ -1,0 +1,159 @@
+"""`sagemaker-cv`: load the job, validate it, dispatch to the algorithm, report the outcome.
+
+This is the only place with a broad `except`: every failure ends as a failure file that starts
+with `ClientError:` (the user's input, exit 2) or `AlgorithmError:` (ours, exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tarfile
+import traceback
+from pathlib import Path
+
+from sagemaker_cv import ALGORITHMS, logs
+from sagemaker_cv.errors import FAILURE_REASON_LIMIT, ClientError, failure_reason
+from sagemaker_cv.paths import DEFAULT_ROOT, MLPaths
+
+COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sagemaker-cv",
+        description="SageMaker-compatible training for image classification, object detection and "
+        "semantic segmentation (MXNet + GluonCV).",
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    def algorithm_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--algorithm",
+            default=os.environ.get("SAGEMAKER_CV_ALGORITHM", "image-classification"),
+            help="image-classification, object-detection or semantic-segmentation "
+            "(default: $SAGEMAKER_CV_ALGORITHM or image-classification)",
+        )
+
+    for name, text in (
+        ("train", "train a model (the default command)"),
+        ("validate", "check the job without training"),
+    ):
+        p = sub.add_parser(name, help=text)
+        algorithm_arg(p)
+        p.add_argument(
+            "--ml-root",
+            type=Path,
+            default=Path(os.environ.get("SAGEMAKER_CV_ML_ROOT", str(DEFAULT_ROOT))),
+            help="replaces /opt/ml (default: $SAGEMAKER_CV_ML_ROOT or /opt/ml)",
+        )
+        if name == "train":
+            p.add_argument(
+                "--model-archive",
+                type=Path,
+                help="also pack the model directory into this model.tar.gz (for plain local runs)",
+            )
+    for name, text in (
+        ("hyperparameters", "print the hyperparameter table (markdown)"),
+        ("metric-definitions", "print SageMaker MetricDefinitions (JSON)"),
+    ):
+        algorithm_arg(sub.add_parser(name, help=text))
+    p = sub.add_parser("spec", help="print a CreateAlgorithm request (JSON)")
+    algorithm_arg(p)
+    p.add_argument("--image", required=True, help="the training image URI")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # SageMaker runs `IMAGE train`; SDK v3 local mode passes no argument at all.
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["train", *argv]
+    if argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        if argv[0] == "serve":
+            message = "this image trains models only; serve them with SageMaker's built-in inference images"
+        else:
+            message = f"unknown command {argv[0]!r}: expected one of {', '.join(COMMANDS)}"
+        print(f"sagemaker-cv: {message}", file=sys.stderr)
+        return 2
+    args = _parser().parse_args(argv)
+    if args.command in ("hyperparameters", "metric-definitions", "spec"):
+        return _print_reference(args)
+    return _run(args)
+
+
+def _print_reference(args: argparse.Namespace) -> int:
+    if args.algorithm not in ALGORITHMS:
+        print(
+            f"sagemaker-cv: --algorithm {args.algorithm!r}: expected one of {', '.join(ALGORITHMS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.command == "hyperparameters":
+        from sagemaker_cv.schema import get_schema
+
+        sys.stdout.write(get_schema(args.algorithm).markdown_table())
+    elif args.command == "metric-definitions":
+        from sagemaker_cv.metrics import metric_definitions
+
+        print(json.dumps(metric_definitions(args.algorithm), indent=2))
+    else:
+        from sagemaker_cv.spec import algorithm_spec
+
+        print(json.dumps(algorithm_spec(args.algorithm, args.image), indent=2))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    log = logs.setup()
+    print(f"Docker entrypoint called with argument(s): {args.command}", flush=True)
+    paths = MLPaths(args.ml_root)
+    if paths.failure_file.exists():  # left by an earlier run on the same local tree
+        paths.failure_file.unlink()
+    try:
+        from sagemaker_cv import runner
+
+        if args.command == "validate":
+            runner.validate(paths, args.algorithm)
+        else:
+            runner.train(paths, args.algorithm)
+            if args.model_archive:
+                _archive(paths.model_dir, args.model_archive)
+                log.info("Model archive written to %s", args.model_archive)
+        return 0
+    except ClientError as exc:
+        log.error("Customer Error: %s", "; ".join(exc.problems))
+        _write_failure(paths, failure_reason(exc))
+        return exc.exit_code
+    except BaseException as exc:  # noqa: BLE001 - the one place that turns any fault into a reason
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            raise
+        log.error("Algorithm Error: %s\n%s", exc, traceback.format_exc())
+        _write_failure(paths, failure_reason(exc))
+        return 1
+
+
+def _write_failure(paths: MLPaths, reason: str) -> None:
+    try:
+        paths.output_dir.mkdir(parents=True, exist_ok=True)
+        paths.failure_file.write_text(
+            reason if len(reason) < 64 * FAILURE_REASON_LIMIT else reason[: 64 * FAILURE_REASON_LIMIT]
+        )
+    except OSError as exc:  # the reason still reaches the log
+        logs.get().error("could not write %s: %s", paths.failure_file, exc)
+
+
+def _archive(model_dir: Path, target: Path) -> None:
+    target = target.resolve()
+    if model_dir.resolve() in target.parents:
+        raise ClientError(f"--model-archive {target}: must not be inside the model directory {model_dir}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(target, "w:gz") as tar:
+        for path in sorted(model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,264 @@
+"""Image RecordIO files for classification: scan and validate them, or build them from a .lst and
+its images, so that MXNet's threaded ImageRecordIter can read every input format.
+
+A scan checks each record's labels against num_classes, decodes each image once to find the
+undecodable ones (skipped and reported, as nothing else can be done with them) and images smaller
+than the network input. It writes an index (for shuffling and partitioning) into a scratch
+directory, and a cleaned copy of the file only when some record had to be dropped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import mxnet as mx
+import numpy as np
+
+from sagemaker_cv.data.lst import LstEntry
+
+MAX_LISTED = 12  # problems listed by name before "and N more"
+
+
+@dataclass(frozen=True)
+class LabelRules:
+    num_classes: int
+    multi_label: bool
+    image_shape: tuple[int, int, int]
+    resize: int | None
+
+    @property
+    def label_width(self) -> int:
+        return self.num_classes if self.multi_label else 1
+
+
+@dataclass
+class PreparedRecords:
+    """A validated .rec (the original or a cleaned copy) plus its index in the scratch dir."""
+
+    channel: str
+    source: str  # what the user gave: the .rec or the .lst, for messages
+    rec: Path
+    idx: Path
+    count: int
+    skipped: list[str] = field(default_factory=list)  # "file record N (id X)" of undecodable images
+    class_counts: np.ndarray | None = None  # positives per class (multi-label) or samples per class
+
+
+class Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.extra = 0
+
+    def add(self, text: str) -> None:
+        if len(self.items) < MAX_LISTED:
+            self.items.append(text)
+        else:
+            self.extra += 1
+
+    def as_list(self) -> list[str]:
+        return self.items + ([f"... and {self.extra} more problem(s) of the same kind"] if self.extra else [])
+
+
+def check_labels(labels: np.ndarray, rules: LabelRules) -> str | None:
+    """Why a record's label vector is invalid for these rules, or None."""
+    if rules.multi_label:
+        if labels.size != rules.num_classes:
+            return (
+                f"has {labels.size} label(s), expected a multi-hot vector of num_classes={rules.num_classes} "
+                "0/1 values (multi_label=1)"
+            )
+        if not np.all((labels == 0) | (labels == 1)):
+            return f"multi-hot labels must be 0 or 1, got {labels.tolist()}"
+        return None
+    if labels.size != 1:
+        return f"has {labels.size} labels, expected one class index (or set multi_label=1)"
+    value = float(labels[0])
+    if value != int(value) or not 0 <= value < rules.num_classes:
+        return f"label {value:g} is not a class index in [0, {rules.num_classes - 1}] (num_classes={rules.num_classes})"
+    return None
+
+
+def check_size(image: np.ndarray, rules: LabelRules) -> str | None:
+    """Why a decoded image cannot yield an image_shape crop, or None."""
+    h, w = image.shape[:2]
+    _, need_h, need_w = rules.image_shape
+    if rules.resize:
+        scale = rules.resize / min(h, w)
+        h, w = int(round(h * scale)), int(round(w * scale))
+    if h < need_h or w < need_w:
+        fix = "" if rules.resize else "; set resize or use larger images"
+        what = f"{h}x{w} after resize={rules.resize}" if rules.resize else f"{h}x{w}"
+        return f"image is {what} (height x width), smaller than image_shape {need_h}x{need_w}{fix}"
+    return None
+
+
+def _decode(buf: bytes, channels: int) -> np.ndarray | None:
+    if not buf:
+        return None
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    return cv2.imdecode(np.frombuffer(buf, dtype=np.uint8), flag)
+
+
+def _reader_tell(reader: mx.recordio.MXRecordIO) -> int:
+    """Byte offset of the next record (MXRecordIO exposes this for writers only)."""
+    pos = ctypes.c_size_t()
+    mx.base.check_call(mx.base._LIB.MXRecordIOReaderTell(reader.handle, ctypes.byref(pos)))
+    return pos.value
+
+
+def _label_vector(header: mx.recordio.IRHeader) -> np.ndarray:
+    return np.atleast_1d(np.asarray(header.label, dtype=np.float32))
+
+
+def _count(counts: np.ndarray, labels: np.ndarray, rules: LabelRules) -> None:
+    if rules.multi_label:
+        counts += labels.astype(np.int64)
+    else:
+        counts[int(labels[0])] += 1
+
+
+def scan_recordio(path: Path, channel: str, rules: LabelRules, scratch: Path) -> PreparedRecords:
+    """Validate every record of a user's .rec; raise ClientError listing what is wrong."""
+    from sagemaker_cv.errors import ClientError
+
+    problems = Problems()
+    counts = np.zeros(rules.num_classes, dtype=np.int64)
+    skipped: list[str] = []
+    keep: list[tuple[int, int]] = []  # (offset, record number) of good records
+    reader = mx.recordio.MXRecordIO(str(path), "r")
+    number = 0
+    try:
+        while True:
+            offset = _reader_tell(reader)
+            try:
+                item = reader.read()
+            except Exception as exc:  # noqa: BLE001 - MXNet raises MXNetError on broken framing
+                raise ClientError(
+                    f"{channel}/{path.name}: unreadable RecordIO after record {number} ({exc}); "
+                    "make the file with MXNet's im2rec"
+                ) from None
+            if item is None:
+                break
+            number += 1
+            where = f"{channel}/{path.name} record {number}"
+            try:
+                header, buf = mx.recordio.unpack(item)
+            except struct.error:
+                problems.add(f"{where}: too short to hold an image record header; make the file with im2rec")
+                continue
+            where += f" (id {header.id})"
+            labels = _label_vector(header)
+            problem = check_labels(labels, rules)
+            if problem:
+                problems.add(f"{where}: {problem}")
+                continue
+            image = _decode(buf, rules.image_shape[0])
+            if image is None:
+                skipped.append(where)
+                continue
+            problem = check_size(image, rules)
+            if problem:
+                problems.add(f"{where}: {problem}")
+                continue
+            _count(counts, labels, rules)
+            keep.append((offset, number))
+    finally:
+        reader.close()
+    if problems.items:
+        raise ClientError(problems.as_list())
+    if not keep:
+        raise ClientError(
+            f"{channel}/{path.name}: none of its {number} record(s) holds a decodable image"
+            if number
+            else f"{channel}/{path.name}: the file holds no records"
+        )
+    scratch.mkdir(parents=True, exist_ok=True)
+    idx = scratch / f"{channel}.idx"
+    rec = path
+    if skipped:  # ImageRecordIter would abort on an undecodable image: read from a cleaned copy
+        rec = scratch / f"{channel}.rec"
+        _copy_records(path, rec, idx, {n for _, n in keep})
+    else:
+        idx.write_text("".join(f"{i}\t{offset}\n" for i, (offset, _) in enumerate(keep)))
+    return PreparedRecords(channel, f"{channel}/{path.name}", rec, idx, len(keep), skipped, counts)
+
+
+def _copy_records(src: Path, dst: Path, idx: Path, numbers: set[int]) -> None:
+    """Copy the records with these 1-based numbers into an indexed file."""
+    reader = mx.recordio.MXRecordIO(str(src), "r")
+    writer = mx.recordio.MXIndexedRecordIO(str(idx), str(dst), "w")
+    try:
+        number = kept = 0
+        while (item := reader.read()) is not None:
+            number += 1
+            if number in numbers:
+                writer.write_idx(kept, item)
+                kept += 1
+    finally:
+        reader.close()
+        writer.close()
+
+
+def pack_lst(
+    entries: list[LstEntry], lst_name: str, image_dir: Path, channel: str, rules: LabelRules, scratch: Path
+) -> PreparedRecords:
+    """Build a .rec from a .lst and its images (the built-in's "Creating record files" step)."""
+    from sagemaker_cv.errors import ClientError
+
+    problems = Problems()
+    counts = np.zeros(rules.num_classes, dtype=np.int64)
+    skipped: list[str] = []
+    good: list[tuple[LstEntry, bytes]] = []
+    root = image_dir.resolve()
+    for entry in entries:
+        where = f"{lst_name}:{entry.line}"
+        labels = np.asarray(entry.labels, dtype=np.float32)
+        problem = check_labels(labels, rules)
+        if problem:
+            problems.add(f"{where}: {problem}")
+            continue
+        path = (image_dir / entry.path).resolve()
+        if root not in path.parents:  # a symlink pointing out of the channel
+            problems.add(f"{where}: path {entry.path!r} resolves outside the {channel} channel")
+            continue
+        try:
+            buf = path.read_bytes()
+        except FileNotFoundError:
+            problems.add(f"{where}: image {entry.path!r} not found in the {channel} channel")
+            continue
+        except OSError as exc:
+            problems.add(f"{where}: image {entry.path!r} cannot be read ({exc.strerror})")
+            continue
+        image = _decode(buf, rules.image_shape[0])
+        if image is None:
+            skipped.append(f"{where} ({entry.path})")
+            continue
+        problem = check_size(image, rules)
+        if problem:
+            problems.add(f"{where} ({entry.path}): {problem}")
+            continue
+        _count(counts, labels, rules)
+        good.append((entry, buf))
+    if problems.items:
+        raise ClientError(problems.as_list())
+    if not good:
+        raise ClientError(
+            f"{lst_name}: none of its {len(entries)} image(s) could be decoded"
+            if entries
+            else f"{lst_name}: lists no images"
+        )
+    scratch.mkdir(parents=True, exist_ok=True)
+    rec, idx = scratch / f"{channel}.rec", scratch / f"{channel}.idx"
+    writer = mx.recordio.MXIndexedRecordIO(str(idx), str(rec), "w")
+    try:
+        for i, (entry, buf) in enumerate(good):
+            label = entry.labels[0] if len(entry.labels) == 1 else np.asarray(entry.labels, dtype=np.float32)
+            flag = 0 if len(entry.labels) == 1 else len(entry.labels)
+            writer.write_idx(i, mx.recordio.pack(mx.recordio.IRHeader(flag, label, entry.index, 0), buf))
+    finally:
+        writer.close()
+    return PreparedRecords(channel, lst_name, rec, idx, len(good), skipped, counts)

@@ -1,0 +1,81 @@
+"""Everything a training job is told, read once at the edge and validated as a whole."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sagemaker_cv import env
+from sagemaker_cv.errors import ClientError
+from sagemaker_cv.paths import MLPaths
+from sagemaker_cv.schema import Context, HyperParameters, get_schema
+
+
+@dataclass(frozen=True)
+class Job:
+    algorithm: str
+    paths: MLPaths
+    hyperparameters: HyperParameters
+    resource: env.ResourceConfig
+    channels: dict[str, env.Channel]
+    num_gpus: int = 0
+    warnings: tuple[str, ...] = field(default=())
+    raw_hyperparameters: dict = field(default_factory=dict)
+
+
+def load_job(paths: MLPaths, algorithm: str, num_gpus: int) -> Job:
+    """Read and validate the config files; every problem found goes into one ClientError."""
+    schema = get_schema(algorithm)
+    problems: list[str] = []
+    raw_hp = resource = channels = None
+    for name, loader in (
+        ("hp", lambda: env.load_json(paths.hyperparameters, required=False, default={})),
+        ("resource", lambda: env.parse_resource_config(env.load_json(paths.resource_config, required=False))),
+        (
+            "channels",
+            lambda: env.parse_input_data_config(env.load_json(paths.input_data_config, required=False)),
+        ),
+    ):
+        try:
+            value = loader()
+        except ClientError as exc:
+            problems.extend(exc.problems)
+            continue
+        if name == "hp":
+            raw_hp = value
+        elif name == "resource":
+            resource = value
+        else:
+            channels = value
+    if channels is not None and not channels:
+        channels = _channels_from_directories(paths)
+    hp = None
+    warnings: list[str] = []
+    if raw_hp is not None:
+        context = Context(
+            num_gpus=num_gpus,
+            num_hosts=resource.num_hosts if resource else 1,
+            content_types={c.name: c.content_type for c in (channels or {}).values()},
+        )
+        try:
+            hp, warnings = schema.validate(raw_hp, context)
+        except ClientError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ClientError(problems)
+    return Job(
+        algorithm=algorithm,
+        paths=paths,
+        hyperparameters=hp,
+        resource=resource,
+        channels=channels,
+        num_gpus=num_gpus,
+        warnings=tuple(warnings),
+        raw_hyperparameters=dict(raw_hp),
+    )
+
+
+def _channels_from_directories(paths: MLPaths) -> dict[str, env.Channel]:
+    """No inputdataconfig.json (a hand-made local tree): every directory under input/data is a channel."""
+    if not paths.data_dir.is_dir():
+        return {}
+    return {d.name: env.Channel(name=d.name) for d in sorted(paths.data_dir.iterdir()) if d.is_dir()}

@@ -1,0 +1,28 @@
+"""Logging in the built-ins' line format: `[06/17/2021 23:33:27 INFO 139686210139968] message`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+LOGGER_NAME = "sagemaker_cv"
+
+
+def setup(level: int = logging.INFO) -> logging.Logger:
+    logger = logging.getLogger(LOGGER_NAME)
+    if not any(getattr(h, "_sagemaker_cv", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(asctime)s %(levelname)s %(thread)d] %(message)s", datefmt="%m/%d/%Y %H:%M:%S"
+            )
+        )
+        handler._sagemaker_cv = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    return logger
+
+
+def get(name: str = "") -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME + ("." + name if name else ""))
