@@ -98,7 +98,7 @@ def classification_network(
             ) from None
         with backbone.name_scope():
             backbone.output = nn.Dense(classes)
-        backbone.output.initialize(init, ctx=ctx)  # noqa: the Dense has per-parameter inits for bias
+        backbone.output.initialize(init, ctx=ctx)
     else:
         backbone = resnet(num_layers, classes)
     net = Normalized(backbone, channels)

@@ -81,5 +81,5 @@ class Task(ABC):
         """Warnings to repeat at the end of every epoch (e.g. skipped images)."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional for tasks that hold nothing
         """Release iterators and scratch files."""
