@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from sagemaker_cv.schema import common
 from sagemaker_cv.schema.base import (
     BOOLEAN,
@@ -12,7 +9,6 @@ from sagemaker_cv.schema.base import (
     FLOAT,
     INTEGER,
     STRING,
-    Context,
     Param,
     Schema,
     regex,
@@ -58,7 +54,7 @@ PARAMS = (
         "Padded label width shared by training and validation data; at least 5 x the most objects in "
         "one image + 2 (header).",
         default=350,
-        low=1,
+        low=7,  # the 2 header values and one object's 5 numbers
     ),
     _open01("learning_rate", "Initial learning rate.", 0.001, high_open=False, tunable=True),
     _open01(
@@ -112,20 +108,10 @@ PARAMS = (
 )
 
 
-def _rules(values: Mapping[str, Any], ctx: Context) -> list[str]:
-    problems = []
-    if values["label_width"] < 7:
-        problems.append(
-            f"label_width={values['label_width']}: must hold the 2 header values and at least one object (>= 7)"
-        )
-    return problems
-
-
 SCHEMA = Schema(
     "object-detection",
     PARAMS,
     rules=(
-        _rules,
         common.rule_schedule_below_epochs,
         common.rule_kv_store_hosts,
         common.rule_early_stopping_needs_validation("validation mAP"),

@@ -35,6 +35,7 @@ class State:
     saved_epoch: int | None = None  # the (1-based) epoch number on disk, if any
     stop_reason: str | None = None  # set by a hook to end training after this epoch
     interrupted: bool = False  # SIGTERM: end after the current batch
+    failed: bool = False  # an exception ends the loop: nothing more is written
 
 
 class Hook:
@@ -77,6 +78,9 @@ def fit(task: Task, hooks: list[Hook], epochs: int, stop: threading.Event | None
             if state.stop_reason:
                 log.info(state.stop_reason)
                 break
+    except BaseException:
+        state.failed = True
+        raise
     finally:
         for hook in hooks:
             hook.after_train(task, state)
@@ -169,12 +173,11 @@ class Checkpointer(Hook):
             self._replace_best(task, state, number)  # no validation data: keep the latest epoch
 
     def after_train(self, task: Task, state: State) -> None:
-        if not self.enabled or state.saved_epoch is not None:
+        if not self.enabled or state.failed or state.saved_epoch is not None:
             return
-        # Stopped before any checkpoint was due (SIGTERM, or a short job with checkpoint_frequency):
-        # keep what was learned.
-        number = state.epoch + 1 if not state.interrupted or state.step else 0
-        self._write(task, state, max(number, 1))
+        # Ended before any checkpoint was due (SIGTERM, or checkpoint_frequency longer than the
+        # epochs run): keep what was learned, numbered as the epoch in progress.
+        self._write(task, state, state.epoch + 1)
 
     def _replace_best(self, task: Task, state: State, number: int) -> None:
         files = self._write(task, state, number)

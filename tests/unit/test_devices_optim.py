@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+
+from sagemaker_cv.devices import cpu_devices_from_env, kvstore_name, plan_devices
+from sagemaker_cv.errors import ClientError
+from sagemaker_cv.optim import optimizer_params, steps_per_epoch
+
+
+def test_plans():
+    assert plan_devices(0) == plan_devices(0, cpu_devices=1)
+    one_gpu = plan_devices(1)
+    assert (one_gpu.kind, one_gpu.count, one_gpu.kvstore) == ("gpu", 1, None)
+    four = plan_devices(4)
+    assert (four.kind, four.count, four.kvstore) == ("gpu", 4, "device")
+    cpus = plan_devices(0, cpu_devices=3)
+    assert (cpus.kind, cpus.count, cpus.kvstore) == ("cpu", 3, "local")
+    multi = plan_devices(2, num_hosts=3, rank=2)
+    assert (multi.kvstore, multi.num_workers, multi.rank, multi.distributed) == ("dist_sync", 3, 2, True)
+    assert plan_devices(0, num_hosts=2, kv_store="dist_async").kvstore == "dist_async"
+    assert kvstore_name(1, 1, "gpu", "dist_sync") is None
+
+
+def test_batch_split_is_documented_rounding():
+    assert plan_devices(4).per_device_batch(32) == [8, 8, 8, 8]
+    assert plan_devices(3).per_device_batch(32) == [11, 11, 10]
+
+
+def test_cpu_devices_env():
+    assert cpu_devices_from_env({}) == 1
+    assert cpu_devices_from_env({"SAGEMAKER_CV_CPU_DEVICES": "3"}) == 3
+    with pytest.raises(ClientError, match="SAGEMAKER_CV_CPU_DEVICES='x'"):
+        cpu_devices_from_env({"SAGEMAKER_CV_CPU_DEVICES": "x"})
+
+
+def test_steps_per_epoch_counts_global_updates():
+    assert steps_per_epoch(100, 32) == 4
+    assert steps_per_epoch(100, 32, num_workers=2) == 2
+    assert steps_per_epoch(1, 32) == 1
+
+
+def test_optimizer_params_are_exactly_the_documented_ones():
+    common = dict(
+        learning_rate=0.1, momentum=0.8, weight_decay=0.01, beta_1=0.7, beta_2=0.6, eps=0.5, gamma=0.4
+    )
+    assert optimizer_params("sgd", **common) == {"learning_rate": 0.1, "momentum": 0.8, "wd": 0.01}
+    assert optimizer_params("nag", **common) == {"learning_rate": 0.1, "momentum": 0.8, "wd": 0.01}
+    assert optimizer_params("adam", **common) == {
+        "learning_rate": 0.1,
+        "beta1": 0.7,
+        "beta2": 0.6,
+        "epsilon": 0.5,
+    }
+    assert optimizer_params("rmsprop", **common) == {"learning_rate": 0.1, "gamma1": 0.4, "epsilon": 0.5}
+    assert optimizer_params("sgd", learning_rate=1, multi_precision=True)["multi_precision"] is True
+
+
+def test_step_schedule_is_inside_the_optimizer():
+    import mxnet as mx
+
+    from sagemaker_cv.optim import step_schedule
+
+    schedule = step_schedule(0.1, (2, 4), 0.5, iters_per_epoch=10)
+    opt = mx.optimizer.create("sgd", **optimizer_params("sgd", learning_rate=0.1, lr_scheduler=schedule))
+    assert opt.lr_scheduler(10) == pytest.approx(0.1)
+    assert opt.lr_scheduler(21) == pytest.approx(0.05)
+    assert opt.lr_scheduler(41) == pytest.approx(0.025)
+    assert step_schedule(0.1, (), 0.5, 10) is None

@@ -1,0 +1,144 @@
+"""The shared loop on a toy task (no framework): checkpoints, early stopping, stop requests."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sagemaker_cv.tasks import engine
+from sagemaker_cv.tasks.base import Reporter, Task
+
+
+class Recorder(Reporter):
+    def __init__(self):
+        self.lines = []
+
+    def batch(self, epoch, batch, speed, metrics):
+        self.lines.append(("batch", epoch, batch))
+
+    def train_epoch(self, epoch, metrics, seconds, samples):
+        self.lines.append(("train", epoch, samples))
+
+    def validation(self, epoch, metrics):
+        self.lines.append(("validation", epoch, dict(metrics)["accuracy"]))
+
+    def new_best(self, epoch, name, score):
+        self.lines.append(("best", epoch, score))
+
+    def saved(self, path):
+        self.lines.append(("saved", path.name))
+
+
+class ToyTask(Task):
+    """Scores come from a list; saving writes empty files named like the built-in's."""
+
+    score_name = "accuracy"
+
+    def __init__(self, tmp: Path, scores, steps=3, stop_after=None, stop_event=None):
+        self.reporter = Recorder()
+        self.tmp, self.scores, self.steps = tmp, None if scores is None else list(scores), steps
+        self.stop_after, self.stop_event = stop_after, stop_event
+        self.trained = 0
+
+    def check_data(self):
+        return {}
+
+    def setup(self):
+        pass
+
+    def steps_per_epoch(self):
+        return self.steps
+
+    def batches(self, epoch):
+        for i in range(self.steps):
+            yield (epoch, i)
+
+    def train_step(self, batch):
+        self.trained += 1
+        if self.stop_after is not None and self.trained == self.stop_after:
+            self.stop_event.set()
+        return 4
+
+    def running_metrics(self, reset):
+        return [("accuracy", 0.5)]
+
+    def train_metrics(self):
+        return [("accuracy", 0.5)]
+
+    def evaluate(self):
+        return None if self.scores is None else [("accuracy", self.scores.pop(0))]
+
+    def save(self, epoch_number):
+        files = [self.tmp / "m-symbol.json", self.tmp / f"m-{epoch_number:04d}.params"]
+        for f in files:
+            f.write_text(str(epoch_number))
+        return files
+
+
+def hooks(frequency=None, early=None):
+    out = [
+        engine.EpochTimer(),
+        engine.Speedometer(2),
+        engine.Evaluator(),
+        engine.Checkpointer(True, frequency),
+    ]
+    if early:
+        out.append(engine.EarlyStopping(*early))
+    return out + [engine.Eta()]
+
+
+def params(tmp):
+    return sorted(p.name for p in tmp.glob("*.params"))
+
+
+def test_keeps_only_the_best_epoch(tmp_path):
+    task = ToyTask(tmp_path, [0.2, 0.5, 0.4, 0.6, 0.1])
+    state = engine.fit(task, hooks(), epochs=5)
+    assert params(tmp_path) == ["m-0004.params"]
+    assert (state.best_score, state.best_epoch, state.saved_epoch) == (0.6, 4, 4)
+    assert ("batch", 0, 2) in task.reporter.lines and ("train", 0, 12) in task.reporter.lines
+
+
+def test_checkpoint_frequency_keeps_every_nth(tmp_path):
+    task = ToyTask(tmp_path, [0.2, 0.5, 0.4, 0.6, 0.1])
+    engine.fit(task, hooks(frequency=2), epochs=5)
+    assert params(tmp_path) == ["m-0002.params", "m-0004.params"]
+
+
+def test_without_validation_the_last_epoch_is_kept(tmp_path):
+    engine.fit(ToyTask(tmp_path, None), hooks(), epochs=3)
+    assert params(tmp_path) == ["m-0003.params"]
+
+
+def test_early_stopping_after_patience(tmp_path):
+    task = ToyTask(tmp_path, [0.5, 0.6, 0.6, 0.61, 0.62, 0.9, 0.9])
+    # min 2 epochs, patience 2, improvements below 5% relative do not count
+    state = engine.fit(task, hooks(early=(2, 2, 0.05)), epochs=7)
+    assert state.epoch == 3 and "Early stopping at epoch 3" in state.stop_reason
+    assert params(tmp_path) == ["m-0004.params"]  # 0.61 was still the best score seen
+
+
+def test_early_stopping_respects_min_epochs(tmp_path):
+    state = engine.fit(ToyTask(tmp_path, [0.5] * 6), hooks(early=(5, 1, 0.0)), epochs=6)
+    assert state.epoch == 4
+
+
+def test_stop_request_ends_after_the_batch_and_saves(tmp_path):
+    stop = threading.Event()
+    task = ToyTask(tmp_path, [0.2, 0.3, 0.4], steps=3, stop_after=5, stop_event=stop)
+    state = engine.fit(task, hooks(frequency=3), epochs=3, stop=stop)
+    assert state.interrupted and task.trained == 5
+    # Nothing was due yet with checkpoint_frequency=3: the current model is written anyway.
+    assert params(tmp_path) == ["m-0002.params"]
+
+
+def test_an_exception_does_not_write_a_model(tmp_path):
+    class Broken(ToyTask):
+        def train_step(self, batch):
+            raise RuntimeError("boom")
+
+    try:
+        engine.fit(Broken(tmp_path, [0.1]), hooks(), epochs=2)
+    except RuntimeError:
+        pass
+    assert params(tmp_path) == []

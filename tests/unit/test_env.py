@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+
+from sagemaker_cv.env import parse_input_data_config, parse_resource_config
+from sagemaker_cv.errors import ClientError
+
+
+def test_resource_config_full_and_minimal():
+    rc = parse_resource_config(
+        {
+            "current_host": "algo-2",
+            "hosts": ["algo-1", "algo-2"],
+            "network_interface_name": "eth1",
+            "current_instance_type": "ml.p3.2xlarge",
+            "topology": None,
+        }
+    )
+    assert (
+        rc.primary_host == "algo-1"
+        and not rc.is_primary
+        and rc.rank == 1
+        and rc.network_interface_name == "eth1"
+    )
+    # Older local mode writes only current_host and hosts; SDK v2 hosts carry a random suffix.
+    rc = parse_resource_config({"current_host": "algo-1-x7k2p", "hosts": ["algo-1-x7k2p"]})
+    assert rc.is_primary and rc.network_interface_name is None and rc.num_hosts == 1
+    assert parse_resource_config(None).hosts == ("algo-1",)
+
+
+@pytest.mark.parametrize(
+    "data,fragment",
+    [
+        ({"current_host": "algo-3", "hosts": ["algo-1"]}, "current_host='algo-3'"),
+        ({"hosts": []}, "hosts=[]"),
+        ({"hosts": ["a", "a"]}, "must be unique"),
+        ([1], "must be a JSON object"),
+    ],
+)
+def test_resource_config_errors(data, fragment):
+    with pytest.raises(ClientError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+        parse_resource_config(data)
+
+
+def test_input_data_config_is_read_defensively():
+    channels = parse_input_data_config(
+        {
+            "train": {
+                "ContentType": "application/x-recordio; label-format=class-id",
+                "TrainingInputMode": "File",
+            },
+            "validation": {"TrainingInputMode": "File"},  # local mode: no distribution keys
+        }
+    )
+    train = channels["train"]
+    assert train.media_type == "application/x-recordio"
+    assert train.content_type_params == {"label-format": "class-id"}
+    assert train.distribution == "FullyReplicated"
+    assert channels["validation"].content_type is None and channels["validation"].media_type is None
+
+
+def test_input_data_config_errors_are_all_reported():
+    with pytest.raises(ClientError) as info:
+        parse_input_data_config(
+            {
+                "train": {"TrainingInputMode": "Stream"},
+                "validation": {"S3DistributionType": "Sharded"},
+                "x": 3,
+            }
+        )
+    text = info.value.reason()
+    assert (
+        "TrainingInputMode='Stream'" in text
+        and "S3DistributionType='Sharded'" in text
+        and "channel 'x'" in text
+    )

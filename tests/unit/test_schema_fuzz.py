@@ -1,0 +1,50 @@
+"""Whatever arrives in hyperparameters.json, the parser answers with values or a ClientError."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sagemaker_cv.errors import ClientError
+from sagemaker_cv.schema import Context, get_schema
+
+ALGORITHMS = ("image-classification", "object-detection", "semantic-segmentation")
+NAMES = sorted(
+    {p.name for a in ALGORITHMS for p in get_schema(a).params} | {"_tuning_objective_metric", "sagemaker_x"}
+)
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+)
+values = st.one_of(
+    json_scalars,
+    st.sampled_from(
+        ["1", "0", "True", "false", '"sgd"', "3,224,224", "10, 20", "1e-3", " 5 ", '""', "-1", "1e999"]
+    ),
+    st.lists(json_scalars, max_size=3),
+    st.dictionaries(st.text(max_size=5), json_scalars, max_size=2),
+)
+documents = st.one_of(
+    st.dictionaries(st.one_of(st.sampled_from(NAMES), st.text(max_size=12)), values, max_size=12),
+    json_scalars,
+    st.lists(values, max_size=3),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(algorithm=st.sampled_from(ALGORITHMS), raw=documents, gpus=st.integers(0, 2), hosts=st.integers(1, 3))
+def test_parser_yields_values_or_client_error(algorithm, raw, gpus, hosts):
+    schema = get_schema(algorithm)
+    try:
+        hp, warnings = schema.validate(raw, Context(num_gpus=gpus, num_hosts=hosts))
+    except ClientError as exc:
+        reason = exc.reason()
+        assert reason.startswith("ClientError: ") and len(exc.problems) >= 1
+        assert all(isinstance(p, str) and p for p in exc.problems)
+        return
+    assert hp.num_classes >= 1 and hp.num_training_samples >= 1
+    assert all(isinstance(w, str) for w in warnings)
