@@ -1,0 +1,59 @@
+#!/bin/sh
+# Installs the Python dependencies of one image flavor into /opt/venv (a Docker build step).
+#
+# Usage: install-deps.sh FLAVOR BUILD_DIR
+#   FLAVOR     gpu (mxnet-cu112 + CUDA 11 wheels) or cpu (mxnet)
+#   BUILD_DIR  holds pyproject.toml and requirements-gpu.txt
+#
+# The dependency list is read from pyproject.toml so the image and `pip install .` never disagree;
+# this runs before the source is copied, so editing src/ does not reinstall ~1-3 GB of wheels.
+set -eu
+flavor=$1
+build=$2
+
+case "$flavor" in
+  gpu|cpu) ;;
+  *) echo "install-deps.sh: FLAVOR=$flavor: expected gpu or cpu" >&2; exit 2 ;;
+esac
+
+python3 -m venv /opt/venv
+pip=/opt/venv/bin/pip
+
+# pyproject's [project].dependencies plus the flavor's extra (cpu: mxnet, gpu: mxnet-cu112), and
+# its build requirements, so the later source layer builds without network (--no-build-isolation);
+# `wheel` because a base image's setuptools older than 70.1 has no bdist_wheel of its own.
+/opt/venv/bin/python - "$build/pyproject.toml" "$flavor" > "$build/requirements.txt" <<'PY'
+import sys, tomllib
+pyproject = tomllib.load(open(sys.argv[1], "rb"))
+project = pyproject["project"]
+extra = project["optional-dependencies"].get(sys.argv[2])
+if not extra:
+    sys.exit(f"pyproject.toml has no optional-dependencies.{sys.argv[2]} (the mxnet package of this flavor)")
+print("\n".join(project["dependencies"] + extra + pyproject["build-system"]["requires"] + ["wheel"]))
+PY
+echo "install-deps.sh: installing for FLAVOR=$flavor:"; cat "$build/requirements.txt"
+
+if [ "$flavor" = gpu ]; then
+  $pip install -r "$build/requirements.txt" -r "$build/requirements-gpu.txt"
+else
+  $pip install -r "$build/requirements.txt"
+fi
+
+# gluoncv requires opencv-python, whose cv2 links libGL and glib (~100 MB of X11/Mesa packages on a
+# slim image). The headless build is the same cv2 without GUI functions, which training never uses.
+cv=$(/opt/venv/bin/python -c 'import importlib.metadata as m; print(m.version("opencv-python"))')
+$pip uninstall -y opencv-python
+$pip install "opencv-python-headless==$cv"
+
+if [ "$flavor" = gpu ]; then
+  # The nvidia-*-cu11 wheels put their libraries in site-packages/nvidia/*/lib. Registering these
+  # with the dynamic linker (rather than LD_LIBRARY_PATH) also covers libraries that are dlopen()ed
+  # by name, e.g. cuDNN's libcudnn_ops_infer.so.8, and survives a job that overrides the environment.
+  /opt/venv/bin/python -c '
+import glob, os, sysconfig
+dirs = sorted(glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "*", "lib")))
+assert dirs, "no site-packages/nvidia/*/lib directories: the nvidia-*-cu11 wheels did not install"
+print("\n".join(dirs))' > /etc/ld.so.conf.d/000-nvidia-cu11-wheels.conf
+  ldconfig
+  cat /etc/ld.so.conf.d/000-nvidia-cu11-wheels.conf
+fi
