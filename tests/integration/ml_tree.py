@@ -1,0 +1,61 @@
+"""Helpers for tests that run the real command line on generated /opt/ml trees."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+class Run:
+    def __init__(self, root: Path, proc: subprocess.CompletedProcess):
+        self.root, self.code, self.out = root, proc.returncode, proc.stdout + proc.stderr
+
+    @property
+    def failure(self) -> str | None:
+        path = self.root / "output" / "failure"
+        return path.read_text() if path.exists() else None
+
+    @property
+    def model_files(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "model").iterdir())
+
+    def values(self, prefix: str) -> list[float]:
+        """Numbers logged as `<prefix>=<value>`, in order."""
+        return [
+            float(line.split(prefix + "=")[1].split()[0])
+            for line in self.out.splitlines()
+            if prefix + "=" in line
+        ]
+
+
+def cli_env(**extra) -> dict:
+    env = dict(os.environ)
+    env.setdefault("SAGEMAKER_CV_LOG_INTERVAL", "2")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def train(root: Path, *args: str, command: str = "train", timeout: int = 600, **env) -> Run:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sagemaker_cv", command, "--ml-root", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(**env),
+    )
+    return Run(root, proc)
+
+
+def set_hyperparameters(root: Path, **changes) -> dict:
+    path = root / "input" / "config" / "hyperparameters.json"
+    hp = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            hp.pop(key, None)
+        else:
+            hp[key] = str(value)
+    path.write_text(json.dumps(hp))
+    return hp
