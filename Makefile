@@ -1,0 +1,47 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   train image classification on the built-in example dataset (CPU, a few minutes)
+#   make test   unit and integration tests
+# Both create their own virtual environment in .venv.
+
+VENV := .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PIP_FLAGS ?=
+
+.PHONY: demo test test-unit lint readme bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[cpu,test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	rm -rf demo
+	$(PY) -m sagemaker_cv.demo --root demo/ml
+	$(VENV)/bin/sagemaker-cv train --ml-root demo/ml --model-archive demo/model.tar.gz | tee demo/train.log
+	@echo
+	@echo "Best validation accuracy: $$(grep -o 'Validation-accuracy=[0-9.]*' demo/train.log | cut -d= -f2 | sort -n | tail -1) (3 classes: chance is 0.33)"
+	@echo "Model archive: $(CURDIR)/demo/model.tar.gz (model files in demo/ml/model)"
+
+test: $(VENV)/.installed
+	$(VENV)/bin/pytest -q tests/unit tests/integration
+
+test-unit: $(VENV)/.installed
+	$(VENV)/bin/pytest -q tests/unit
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+# Regenerate the hyperparameter tables in README.md from the schema (a test checks they match).
+readme: $(VENV)/.installed
+	$(PY) -m sagemaker_cv.docs README.md
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_classification.py
+
+clean:
+	rm -rf demo .pytest_cache
+
+include docker/docker.mk
