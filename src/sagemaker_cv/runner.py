@@ -60,9 +60,22 @@ def validate(paths: MLPaths, algorithm: str) -> None:
 
 
 def train(paths: MLPaths, algorithm: str) -> None:
+    job = load(paths, algorithm)
+    if job.resource.num_hosts > 1:
+        # This process becomes the host's launcher: it starts the parameter-server roles and the
+        # worker (which calls train_job) as children and fails the job if any of them fails.
+        from sagemaker_cv import launcher
+
+        early_stopping = bool(job.hyperparameters.get("early_stopping"))
+        launcher.run(paths, algorithm, job.resource, early_stopping=early_stopping)
+        return
+    train_job(paths, algorithm, job)
+
+
+def train_job(paths: MLPaths, algorithm: str, job: Job, extra_hooks: tuple | list = ()) -> None:
+    """Train in this process (the one worker of a multi-host job, or a single-host job)."""
     from sagemaker_cv.tasks import engine, task_class
 
-    job = load(paths, algorithm)
     plan = _plan(job)
     hp = job.hyperparameters
     primary = job.resource.is_primary
@@ -83,6 +96,7 @@ def train(paths: MLPaths, algorithm: str) -> None:
                 )
             )
         hooks.append(engine.Eta())
+        hooks.extend(extra_hooks)
         try:
             state = engine.fit(task, hooks, hp.epochs, stop)
         finally:

@@ -16,6 +16,7 @@ from sagemaker_cv import logs, metrics
 from sagemaker_cv.data import classification as data
 from sagemaker_cv.data.image_records import LabelRules
 from sagemaker_cv.devices import DevicePlan, contexts
+from sagemaker_cv.distributed import data_shard
 from sagemaker_cv.errors import ClientError
 from sagemaker_cv.job import Job
 from sagemaker_cv.networks import WithActivation, classification_network, export_symbol_params
@@ -175,21 +176,25 @@ class ClassificationTask(Task):
         self.train_metric, self.epoch_metric = self._metrics(), self._metrics()
         self.epoch_loss = mx.metric.Loss("loss")
 
+        parts, part = data_shard(self.job.channels["train"].distribution, plan.num_workers, plan.rank)
         self.train_iter = data.record_iter(
             self.train_records,
             batch_size=hp.mini_batch_size,
             rules=self.rules,
             train=True,
             augmentation=hp.augmentation_type,
-            num_parts=plan.num_workers,
-            part_index=plan.rank,
+            num_parts=parts,
+            part_index=part,
         )
         self.val_iter = None
         if self.val_records and plan.rank == 0:
             self.val_iter = data.record_iter(
                 self.val_records, batch_size=hp.mini_batch_size, rules=self.rules, train=False
             )
-        self.steps = steps_per_epoch(self.train_records.count, hp.mini_batch_size, plan.num_workers)
+        # Every worker must run the same number of batches (dist_sync waits for all). A host's
+        # ShardedByS3Key part has its own size, so the count comes from the total all hosts share.
+        total = self.train_records.count if parts == plan.num_workers else hp.num_training_samples
+        self.steps = steps_per_epoch(total, hp.mini_batch_size, plan.num_workers)
 
     def _metrics(self):
         if self.hp.multi_label:

@@ -1,0 +1,151 @@
+"""The worker role of a multi-host job: `python -m sagemaker_cv.ps_worker`, started by the launcher.
+
+It trains exactly as a single host does (runner.train_job), with DMLC_ROLE=worker in its
+environment so the Gluon Trainer's dist kvstore joins the parameter server. It reports to its
+launcher through a pipe (started, progress about once a second, trained, or failed with the
+reason) and never writes the failure file itself: the launcher does, once per host.
+
+SAGEMAKER_CV_DUMP_PARAMS=PATH (testing): after training, save this worker's parameters to PATH
+(.npz; trainable ones under `trainable/`, BatchNorm running statistics under `aux/`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from sagemaker_cv import logs
+from sagemaker_cv.errors import ClientError
+from sagemaker_cv.launcher import REPORT_FD_ENV, die_with_parent
+from sagemaker_cv.tasks.engine import Hook, State
+
+DUMP_PARAMS_ENV = "SAGEMAKER_CV_DUMP_PARAMS"
+log = logs.get("worker")
+
+
+class Report:
+    """Newline-delimited JSON to the launcher; silent when run by hand without one."""
+
+    def __init__(self, fd: int | None):
+        self.fd = fd
+
+    def send(self, event: str, **fields) -> None:
+        if self.fd is None:
+            return
+        os.write(self.fd, json.dumps({"event": event, **fields}).encode() + b"\n")
+
+
+class Progress(Hook):
+    """Tells the launcher the loop is alive, so it can tell a slow job from a blocked one."""
+
+    def __init__(self, report: Report, interval: float = 1.0):
+        self.report, self.interval, self.sent = report, interval, 0.0
+
+    def before_train(self, task, state: State) -> None:
+        self.report.send("started")
+
+    def after_step(self, task, state: State, samples: int) -> None:
+        now = time.monotonic()
+        if now - self.sent >= self.interval:
+            self.sent = now
+            self.report.send("progress", step=state.step)
+
+    def after_epoch(self, task, state: State) -> None:
+        self.report.send("progress", step=state.step, epoch=state.epoch)
+
+    def after_train(self, task, state: State) -> None:
+        # Runs after the checkpoint hook: whatever the primary had to save is on disk.
+        self.report.send("trained", interrupted=state.interrupted, step=state.step)
+
+
+class HostThroughput(Hook):
+    """Every host logs its own speed (only the primary's logs carry validation)."""
+
+    def __init__(self, host: str, rank: int, num_workers: int):
+        self.host, self.rank, self.num_workers = host, rank, num_workers
+
+    def before_epoch(self, task, state: State) -> None:
+        self.tic, self.samples = time.perf_counter(), 0
+
+    def after_step(self, task, state: State, samples: int) -> None:
+        self.samples += samples
+
+    def after_epoch(self, task, state: State) -> None:
+        seconds = max(time.perf_counter() - self.tic, 1e-9)
+        log.info(
+            "Host %s (worker %d of %d): Epoch[%d] Throughput: %.2f samples/sec (%d samples in %.1f s)",
+            self.host,
+            self.rank,
+            self.num_workers,
+            state.epoch,
+            self.samples / seconds,
+            self.samples,
+            seconds,
+        )
+
+
+class DumpParameters(Hook):
+    def __init__(self, path: Path):
+        self.path = path
+
+    def after_train(self, task, state: State) -> None:
+        import numpy as np
+
+        arrays = {}
+        for name, param in task.net._collect_params_with_prefix().items():
+            group = "aux" if param.grad_req == "null" else "trainable"
+            arrays[f"{group}/{name}"] = param.data(param.list_ctx()[0]).asnumpy()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def _failure_fields(exc: BaseException) -> dict:
+    if isinstance(exc, ClientError):
+        return {"kind": "ClientError", "problems": exc.problems}
+    return {"kind": "AlgorithmError", "problems": [f"{type(exc).__name__}: {exc}"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
+    parser = argparse.ArgumentParser(prog="python -m sagemaker_cv.ps_worker")
+    parser.add_argument("--ml-root", type=Path, required=True)
+    parser.add_argument("--algorithm", required=True)
+    args = parser.parse_args(argv)
+    logs.setup()
+    fd = os.environ.get(REPORT_FD_ENV)
+    report = Report(int(fd) if fd else None)
+    try:
+        from sagemaker_cv import runner
+        from sagemaker_cv.devices import probe_gpus
+        from sagemaker_cv.job import load_job
+        from sagemaker_cv.paths import MLPaths
+
+        paths = MLPaths(args.ml_root)
+        job = load_job(paths, args.algorithm, num_gpus=probe_gpus())
+        resource = job.resource
+        hooks: list[Hook] = [HostThroughput(resource.current_host, resource.rank, resource.num_hosts)]
+        if os.environ.get(DUMP_PARAMS_ENV):
+            hooks.append(DumpParameters(Path(os.environ[DUMP_PARAMS_ENV])))
+        hooks.append(Progress(report))
+        runner.train_job(paths, args.algorithm, job, extra_hooks=hooks)
+    except BaseException as exc:  # noqa: BLE001 - every fault goes to the launcher, which fails the job
+        fields = _failure_fields(exc)
+        log.error(
+            "Worker failed: %s", "; ".join(fields["problems"]), exc_info=fields["kind"] != "ClientError"
+        )
+        report.send("failed", **fields)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Skip interpreter shutdown: the dist kvstore's destructor waits in a barrier for peers
+        # that are still training, which would hang this process forever.
+        os._exit(getattr(exc, "exit_code", 1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
