@@ -103,3 +103,11 @@ def test_estimator_fits_in_local_mode(local_session, cpu_image, tmp_path):
     assert "image-classification-symbol.json" in names, names
     assert "model-shapes.json" in names, names
     assert any(n.startswith("image-classification-") and n.endswith(".params") for n in names), names
+
+
+def test_two_instances_train_together_in_local_mode(local_session, cpu_image, tmp_path):
+    # Two containers on compose's network, as two SageMaker hosts: parameter-server training
+    # across them, and the model written once (by hosts[0]) into the shared model directory.
+    names = _members(_fit(local_session, cpu_image, tmp_path, 2, kv_store="dist_sync"))
+    assert "image-classification-symbol.json" in names, names
+    assert any(n.startswith("image-classification-") and n.endswith(".params") for n in names), names
