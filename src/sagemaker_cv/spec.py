@@ -52,7 +52,6 @@ DESCRIPTION_LIMIT = 1024  # EntityDescription max length in the SageMaker API
 
 RECORDIO = "application/x-recordio"
 JSON = "application/json"
-MODEL = "application/x-sagemaker-model"
 
 # (name, required, content types, description) per algorithm, in the order SageMaker shows them.
 _CHANNELS: dict[str, tuple[tuple[str, bool, tuple[str, ...], str], ...]] = {
@@ -65,8 +64,9 @@ _CHANNELS: dict[str, tuple[tuple[str, bool, tuple[str, ...], str], ...]] = {
          "Image input only: .lst file(s) (index, label(s), relative path; tab-separated) for the train images."),
         ("validation_lst", False, IMAGE_CONTENT_TYPES,
          "Image input only: .lst file(s) for the validation images."),
-        ("model", False, (MODEL,),
-         "Incremental training: a model.tar.gz produced by an earlier job."),
+        # No `model` channel (application/x-sagemaker-model): the trainer refuses incremental training for
+        # now, and SageMaker would otherwise accept jobs that are bound to fail. Add it back here
+        # when the trainer reads a model.tar.gz.
     ),
     "object-detection": (
         ("train", True, (RECORDIO, "image/jpeg", "image/png", "application/x-image"),

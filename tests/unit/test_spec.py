@@ -26,7 +26,7 @@ from sagemaker_cv.spec import algorithm_spec
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-cv:image-classification"
 CHANNELS = {
-    "image-classification": ["train", "validation", "train_lst", "validation_lst", "model"],
+    "image-classification": ["train", "validation", "train_lst", "validation_lst"],
     "object-detection": ["train", "validation", "train_annotation", "validation_annotation"],
     "semantic-segmentation": [
         "train",
@@ -252,7 +252,8 @@ def test_image_classification_channel_content_types():
         "application/jpeg",
     ):
         assert needed in channels["train"]["SupportedContentTypes"]
-    assert channels["model"]["SupportedContentTypes"] == ["application/x-sagemaker-model"]
+    # The trainer refuses incremental training, so the algorithm must not advertise its channel.
+    assert "model" not in channels
 
 
 def test_bad_arguments_name_the_value():
