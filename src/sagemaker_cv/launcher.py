@@ -464,14 +464,16 @@ class Launcher:
         for role in self.roles.values():
             role.process.wait()
 
-    def _shutdown_roles(self, wait: float) -> None:
-        """After the worker: let servers and scheduler end on their own, then SIGTERM, then SIGKILL."""
+    def _shutdown_roles(self, wait: float, escalate: float = 5.0) -> None:
+        """After the worker: let the roles end on their own, then SIGTERM, then SIGKILL."""
         deadline = time.monotonic() + wait
         for sig in (None, signal.SIGTERM, signal.SIGKILL):
             if sig is not None:
+                left = [r.name for r in self.roles.values() if r.process.poll() is None]
+                log.info("Sending %s to %s on host %s", signal.Signals(sig).name, ", ".join(left), self.me)
                 for name in self.roles:
                     self._signal_role(name, sig)
-                deadline = time.monotonic() + 5.0
+                deadline = time.monotonic() + escalate
             while time.monotonic() < deadline:
                 if all(r.process.poll() is not None for r in self.roles.values()):
                     return
@@ -593,12 +595,13 @@ class Launcher:
             if self.primary and self.reports.trained:
                 for conn in self.peers.values():  # the model is saved: nobody need wait any longer
                     conn.send({"type": "finish"})
-                # The worker may now wait in its exit barrier for a peer that stopped a batch
-                # later or earlier; nothing is left to save, so it is ended with the roles.
-                self._shutdown_roles(wait=5.0)
+                # Workers that stopped a batch apart wait for each other forever (in a push, or
+                # in the exit barrier), and a blocked worker cannot even run its signal handler;
+                # nothing is left to save, so every role is ended promptly.
+                self._shutdown_roles(wait=2.0, escalate=2.0)
                 return True
             if not self.primary and (self.finish_received or worker_gone):
-                self._shutdown_roles(wait=5.0)
+                self._shutdown_roles(wait=2.0, escalate=2.0)
                 return True
             if now > self.stop_deadline:
                 if self.primary:
