@@ -20,11 +20,12 @@ ALGORITHM ?= image-classification
 ML_ROOT ?= demo/ml
 PUSH_TAGS ?= $(CV_ALGORITHMS)
 
-# ECR coordinates, from the AWS CLI's configuration unless given (recursively expanded: the
-# AWS CLI runs only for `make push`).
+# ECR coordinates, from the AWS CLI's configuration unless given. Expanded lazily and at most
+# once (the eval replaces the variable by its value on first use), so the AWS CLI runs only for
+# `make push`, and once per value.
 AWS ?= aws
-AWS_REGION ?= $(shell $(AWS) configure get region)
-AWS_ACCOUNT ?= $(shell $(AWS) sts get-caller-identity --query Account --output text)
+AWS_REGION ?= $(eval AWS_REGION := $$(shell $$(AWS) configure get region))$(AWS_REGION)
+AWS_ACCOUNT ?= $(eval AWS_ACCOUNT := $$(shell $$(AWS) sts get-caller-identity --query Account --output text))$(AWS_ACCOUNT)
 ECR_REPOSITORY ?= $(IMAGE_NAME)
 ECR_REGISTRY = $(AWS_ACCOUNT).dkr.ecr.$(AWS_REGION).amazonaws.com
 
