@@ -24,6 +24,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libquadmath0 libgomp1 \
  && rm -rf /var/lib/apt/lists/*
 
+# No pip cache in the layers; unbuffered output so log lines (and the metrics parsed from them)
+# reach CloudWatch when they happen.
 ENV PATH=/opt/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

@@ -46,9 +46,10 @@ $pip uninstall -y opencv-python
 $pip install "opencv-python-headless==$cv"
 
 if [ "$flavor" = gpu ]; then
-  # The nvidia-*-cu11 wheels put their libraries in site-packages/nvidia/*/lib. Registering these
-  # with the dynamic linker (rather than LD_LIBRARY_PATH) also covers libraries that are dlopen()ed
-  # by name, e.g. cuDNN's libcudnn_ops_infer.so.8, and survives a job that overrides the environment.
+  # The nvidia-*-cu11 wheels put their libraries in site-packages/nvidia/*/lib. Registered in
+  # ld.so.conf.d rather than LD_LIBRARY_PATH, they resolve for every process, including one started
+  # with a replaced environment, for NEEDED entries and for what cuDNN dlopen()s by name
+  # (libcudnn_ops_infer.so.8, ...); the NVIDIA runtime's ldconfig run at start keeps them.
   /opt/venv/bin/python -c '
 import glob, os, sysconfig
 dirs = sorted(glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "*", "lib")))
