@@ -59,7 +59,7 @@ class ToyTask(Task):
             self.stop_event.set()
         return 4
 
-    def running_metrics(self, reset):
+    def running_metrics(self):
         return [("accuracy", 0.5)]
 
     def train_metrics(self):

@@ -172,9 +172,13 @@ def record_iter(
     kwargs = dict(AUGMENTATIONS[augmentation] if train else {})
     if rules.resize:
         kwargs["resize"] = rules.resize
+    if num_parts > 1:
+        # Exact record-count partitions need the index; without one, parts are byte ranges.
+        # Reading through the index costs random access, so single workers go sequentially
+        # (ImageRecordIter still shuffles within its read chunks every epoch).
+        kwargs["path_imgidx"] = str(prepared.idx)
     return mx.io.ImageRecordIter(
         path_imgrec=str(prepared.rec),
-        path_imgidx=str(prepared.idx),
         data_shape=rules.image_shape,
         label_width=rules.label_width,
         batch_size=batch_size,

@@ -62,8 +62,8 @@ class Task(ABC):
         """Forward, backward and update on one batch; return the number of samples."""
 
     @abstractmethod
-    def running_metrics(self, reset: bool) -> Metrics:
-        """Training metrics since the last reset (for the batch lines)."""
+    def running_metrics(self) -> Metrics:
+        """Training metrics since the previous call (for the batch lines)."""
 
     @abstractmethod
     def train_metrics(self) -> Metrics:

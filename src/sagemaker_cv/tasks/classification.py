@@ -47,18 +47,43 @@ class ClassificationReporter(Reporter):
         log.info(metrics.saved_checkpoint_line(str(path)))
 
 
-class MultiLabelAccuracy(mx.metric.EvalMetric):
-    """Accuracy of the per-class 0/1 decisions, averaged over classes and samples."""
+class Tally:
+    """Metric sums kept on the devices and read (which waits for the devices) only when logged,
+    so training never stalls on a metric. `since_mark` gives the values since its previous call."""
 
-    def __init__(self):
-        super().__init__("accuracy")
+    def __init__(self) -> None:
+        self.reset()
 
-    def update(self, labels, preds):
-        for label, pred in zip(labels, preds):
-            decided = (pred.asnumpy() > 0).astype(np.float32)  # logits: p > 0.5
-            truth = label.asnumpy()
-            self.sum_metric += float((decided == truth).sum())
-            self.num_inst += truth.size
+    def reset(self) -> None:
+        self.sums: dict[tuple[str, int], mx.nd.NDArray] = {}
+        self.counts: dict[str, int] = {}
+        self.marked: dict[str, tuple[float, int]] = {}
+
+    def add(self, name: str, device: int, value: mx.nd.NDArray, count: int) -> None:
+        key = (name, device)
+        self.sums[key] = value if key not in self.sums else self.sums[key] + value
+        self.counts[name] = self.counts.get(name, 0) + count
+
+    def _totals(self) -> dict[str, tuple[float, int]]:
+        totals: dict[str, float] = {}
+        for (name, _), value in self.sums.items():
+            totals[name] = totals.get(name, 0.0) + float(value.asscalar())
+        return {name: (total, self.counts[name]) for name, total in totals.items()}
+
+    def values(self, names: list[str]) -> Metrics:
+        totals = self._totals()
+        return [(n, totals[n][0] / totals[n][1]) for n in names if n in totals and totals[n][1]]
+
+    def since_mark(self, names: list[str]) -> Metrics:
+        totals = self._totals()
+        out = []
+        for n in names:
+            if n in totals:
+                s0, c0 = self.marked.get(n, (0.0, 0))
+                if totals[n][1] > c0:
+                    out.append((n, (totals[n][0] - s0) / (totals[n][1] - c0)))
+        self.marked = totals
+        return out
 
 
 class ClassificationTask(Task):
@@ -173,8 +198,10 @@ class ClassificationTask(Task):
                 self.pos_weight = [mx.nd.array(weights.reshape(1, -1), ctx=c) for c in self.ctx]
         else:
             self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-        self.train_metric, self.epoch_metric = self._metrics(), self._metrics()
-        self.epoch_loss = mx.metric.Loss("loss")
+        self.metric_names = ["accuracy"]
+        if hp.top_k and not hp.multi_label:
+            self.metric_names.append(f"top_k_accuracy_{hp.top_k}")
+        self.tally = Tally()
 
         parts, part = data_shard(self.job.channels["train"].distribution, plan.num_workers, plan.rank)
         self.train_iter = data.record_iter(
@@ -196,13 +223,16 @@ class ClassificationTask(Task):
         total = self.train_records.count if parts == plan.num_workers else hp.num_training_samples
         self.steps = steps_per_epoch(total, hp.mini_batch_size, plan.num_workers)
 
-    def _metrics(self):
-        if self.hp.multi_label:
-            return mx.metric.CompositeEvalMetric([MultiLabelAccuracy()])
-        parts = [mx.metric.Accuracy()]
-        if self.hp.top_k:
-            parts.append(mx.metric.TopKAccuracy(top_k=self.hp.top_k))
-        return mx.metric.CompositeEvalMetric(parts)
+    def _score(self, tally: Tally, device: int, output, label) -> None:
+        """Add one device's batch to the metric sums (device arrays, no waiting)."""
+        n = output.shape[0]
+        if self.hp.multi_label:  # per-class decisions: logit > 0 means p > 0.5
+            tally.add("accuracy", device, ((output > 0) == label).sum(), label.size)
+            return
+        tally.add("accuracy", device, (output.argmax(axis=1) == label).sum(), n)
+        if len(self.metric_names) > 1:
+            top = output.topk(axis=1, k=self.hp.top_k)
+            tally.add(self.metric_names[1], device, (top == label.reshape((-1, 1))).sum(), n)
 
     def _log_parameters(self, iters: int) -> None:
         hp = self.hp
@@ -266,7 +296,7 @@ class ClassificationTask(Task):
     def train_step(self, batch) -> int:
         data, labels = self._split(batch)
         with autograd.record():
-            outputs = [self.net(x).astype("float32") for x in data]
+            outputs = [self._forward(x) for x in data]
             if self.hp.multi_label and self.pos_weight is not None:
                 losses = [self.loss_fn(o, y, None, w) for o, y, w in zip(outputs, labels, self.pos_weight)]
             else:
@@ -275,28 +305,27 @@ class ClassificationTask(Task):
         samples = batch.data[0].shape[0]
         # Gradients are summed over devices (and over workers by the kvstore): normalise by the global batch.
         self.trainer.step(samples * self.plan.num_workers)
-        self.train_metric.update(labels, outputs)
-        self.epoch_metric.update(labels, outputs)
-        self.epoch_loss.update(None, losses)
+        for device, (output, label, loss) in enumerate(zip(outputs, labels, losses)):
+            self._score(self.tally, device, output, label)
+            self.tally.add("loss", device, loss.sum(), loss.shape[0])
         return samples
 
-    def running_metrics(self, reset: bool) -> Metrics:
-        values = list(zip(*self.train_metric.get()))
-        if reset:
-            self.train_metric.reset()
-        return [(n, v) for n, v in values if not np.isnan(v)]
+    def _forward(self, x):
+        out = self.net(x)
+        return out.astype("float32") if self.dtype == "float16" else out
+
+    def running_metrics(self) -> Metrics:
+        return self.tally.since_mark(self.metric_names)
 
     def train_metrics(self) -> Metrics:
-        values = [(n, v) for n, v in zip(*self.epoch_metric.get())]
-        values.append(("loss", self.epoch_loss.get()[1]))
-        self.epoch_metric.reset()
-        self.epoch_loss.reset()
+        values = self.tally.values([*self.metric_names, "loss"])
+        self.tally.reset()
         return values
 
     def evaluate(self) -> Metrics | None:
         if self.val_iter is None:
             return None
-        metric = self._metrics()
+        tally = Tally()
         self.val_iter.reset()
         remaining = self.val_records.count
         for batch in self.val_iter:
@@ -307,11 +336,11 @@ class ClassificationTask(Task):
             if keep <= 0:
                 break
             data, labels = self._split(batch)
-            outputs = [self.net(x).astype("float32") for x in data]
+            outputs = [self._forward(x) for x in data]
             out = mx.nd.concat(*[o.as_in_context(mx.cpu()) for o in outputs], dim=0)[:keep]
             lab = mx.nd.concat(*[y.as_in_context(mx.cpu()) for y in labels], dim=0)[:keep]
-            metric.update([lab], [out])
-        return list(zip(*metric.get()))
+            self._score(tally, 0, out, lab)
+        return tally.values(self.metric_names)
 
     def save(self, epoch_number: int) -> list[Path]:
         model_dir = self.job.paths.model_dir

@@ -97,16 +97,14 @@ class Speedometer(Hook):
         self.batch = 0
         self.samples = 0
         self.tic = time.perf_counter()
-        task.running_metrics(reset=True)
+        task.running_metrics()
 
     def after_step(self, task: Task, state: State, samples: int) -> None:
         self.batch += 1
         self.samples += samples
         if self.batch % self.interval == 0:
             elapsed = max(time.perf_counter() - self.tic, 1e-9)
-            task.reporter.batch(
-                state.epoch, self.batch, self.samples / elapsed, task.running_metrics(reset=True)
-            )
+            task.reporter.batch(state.epoch, self.batch, self.samples / elapsed, task.running_metrics())
             self.samples = 0
             self.tic = time.perf_counter()
 
