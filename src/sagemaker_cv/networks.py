@@ -108,6 +108,13 @@ def classification_network(
     return net
 
 
+def materialize(net: HybridBlock, image_shape: tuple[int, int, int], ctx) -> None:
+    """Give every parameter its shape and value now (Gluon defers that to the first forward pass),
+    so the model can be saved before a batch has run. One float32 forward in inference mode: before
+    any float16 cast, which CPUs could not run."""
+    net(mx.nd.zeros((1, *image_shape), ctx=ctx))
+
+
 def export_symbol_params(block: HybridBlock, prefix: Path, epoch: int, ctx) -> tuple[Path, Path]:
     """Write `prefix-symbol.json` and `prefix-%04d.params` (float32, input named `data`), loadable
     with mx.mod.Module and gluon.SymbolBlock.imports."""

@@ -19,7 +19,7 @@ from sagemaker_cv.devices import DevicePlan, contexts
 from sagemaker_cv.distributed import data_shard
 from sagemaker_cv.errors import ClientError
 from sagemaker_cv.job import Job
-from sagemaker_cv.networks import WithActivation, classification_network, export_symbol_params
+from sagemaker_cv.networks import WithActivation, classification_network, export_symbol_params, materialize
 from sagemaker_cv.optim import optimizer_params, step_schedule, steps_per_epoch
 from sagemaker_cv.tasks.base import Metrics, Reporter, Task
 
@@ -161,11 +161,13 @@ class ClassificationTask(Task):
         self.net = classification_network(
             hp.num_layers, hp.num_classes, hp.image_shape[0], hp.use_pretrained_model, self.ctx
         )
+        materialize(self.net, hp.image_shape, self.ctx[0])
         self.export_net = None
         if self.dtype == "float16":
             self.net.cast("float16")
             # The exported model stays float32: a twin of the same structure receives the weights.
             twin = classification_network(hp.num_layers, hp.num_classes, hp.image_shape[0], False, [mx.cpu()])
+            materialize(twin, hp.image_shape, mx.cpu())
             self.export_net = WithActivation(twin, "sigmoid" if hp.multi_label else "softmax")
         self.net.hybridize(static_alloc=True, static_shape=True)
         if self.export_net is None:
