@@ -48,3 +48,49 @@ def test_parser_yields_values_or_client_error(algorithm, raw, gpus, hosts):
         return
     assert hp.num_classes >= 1 and hp.num_training_samples >= 1
     assert all(isinstance(w, str) for w in warnings)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.one_of(
+        documents,
+        st.dictionaries(st.sampled_from(["hosts", "current_host", "network_interface_name"]), values),
+    )
+)
+def test_resource_config_parser_yields_config_or_client_error(raw):
+    from sagemaker_cv.env import parse_resource_config
+
+    try:
+        rc = parse_resource_config(raw)
+    except ClientError as exc:
+        assert exc.reason().startswith("ClientError: ")
+        return
+    assert rc.current_host in rc.hosts and rc.primary_host == rc.hosts[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.one_of(
+        documents,
+        st.dictionaries(
+            st.sampled_from(["train", "validation", "train_lst"]),
+            st.dictionaries(
+                st.sampled_from(
+                    ["ContentType", "TrainingInputMode", "S3DistributionType", "RecordWrapperType"]
+                ),
+                values,
+            ),
+        ),
+    )
+)
+def test_input_data_config_parser_yields_channels_or_client_error(raw):
+    from sagemaker_cv.env import parse_input_data_config
+
+    try:
+        channels = parse_input_data_config(raw)
+    except ClientError as exc:
+        assert exc.reason().startswith("ClientError: ")
+        return
+    for channel in channels.values():
+        assert channel.input_mode in ("File", "FastFile", "Pipe")
+        assert channel.media_type is None or isinstance(channel.media_type, str)
