@@ -107,6 +107,7 @@ class Conn:
         self.sock, self.host, self.buffer = sock, host, b""
         self.heard = time.monotonic()
         self.active = True  # the peer's worker made progress lately (or is still preparing data)
+        self.progress = "not started"  # the peer's last worker report, for the stall message
         self.done = False
         self.closed = False
 
@@ -166,6 +167,7 @@ class WorkerReports:
     last_progress: float = field(default_factory=time.monotonic)
     failure: dict | None = None
     eof: bool = False
+    step: int = 0
 
     def drain(self) -> bool:
         """Read what is there; False at end of file."""
@@ -184,6 +186,7 @@ class WorkerReports:
             message = json.loads(line)
             event = message.get("event")
             self.last_progress = time.monotonic()
+            self.step = message.get("step", self.step)
             if event == "started":
                 self.started = True
             elif event == "trained":
@@ -514,6 +517,7 @@ class Launcher:
         kind = message["type"]
         if kind == "beat":
             conn.active = message.get("active", True)
+            conn.progress = message.get("progress", conn.progress)
         elif kind == "done":
             conn.done = True
         elif kind == "fail":
@@ -544,10 +548,18 @@ class Launcher:
         self.last_beat = now
         active = self._locally_active(now)
         for conn in self.peers.values():
-            conn.send({"type": "beat", "active": active})
+            conn.send({"type": "beat", "active": active, "progress": self._progress_text(now)})
         if self.primary:
             if active or any(c.active for c in self.peers.values()):
                 self.cluster_progress = now
+
+    def _progress_text(self, now: float) -> str:
+        r = self.reports
+        if r is None or not r.started:
+            return "not started"
+        if self.worker_done:
+            return "finished"
+        return f"step {r.step} ({now - r.last_progress:.0f} s ago)"
 
     def _locally_active(self, now: float) -> bool:
         r = self.reports
@@ -570,10 +582,12 @@ class Launcher:
             and self.phase == "running"
             and now - self.cluster_progress > self.settings.stall_timeout
         ):
+            last = [f"{self.me} {self._progress_text(now)}"]
+            last += [f"{h} {c.progress}" for h, c in self.peers.items()]
             raise self._fault(
                 "launcher",
                 f"no worker made progress for {now - self.cluster_progress:.0f} s ({distributed.STALL_TIMEOUT_ENV}) "
-                "although every process is alive: the parameter server is blocked",
+                f"although every process is alive, so training is blocked; last worker reports: {', '.join(last)}",
             )
 
     # -- stopping and finishing --

@@ -2,7 +2,7 @@
 
 It trains exactly as a single host does (runner.train_job), with DMLC_ROLE=worker in its
 environment so the Gluon Trainer's dist kvstore joins the parameter server. It reports to its
-launcher through a pipe (started, progress about once a second, trained, or failed with the
+launcher through a pipe (started, progress after every batch, trained, or failed with the
 reason) and never writes the failure file itself: the launcher does, once per host.
 
 SAGEMAKER_CV_DUMP_PARAMS=PATH (testing): after training, save this worker's parameters to PATH
@@ -42,17 +42,15 @@ class Report:
 class Progress(Hook):
     """Tells the launcher the loop is alive, so it can tell a slow job from a blocked one."""
 
-    def __init__(self, report: Report, interval: float = 1.0):
-        self.report, self.interval, self.sent = report, interval, 0.0
+    def __init__(self, report: Report):
+        self.report = report
 
     def before_train(self, task, state: State) -> None:
         self.report.send("started")
 
     def after_step(self, task, state: State, samples: int) -> None:
-        now = time.monotonic()
-        if now - self.sent >= self.interval:
-            self.sent = now
-            self.report.send("progress", step=state.step)
+        # One short write per batch: cheap next to a batch, and the launcher sees the exact step.
+        self.report.send("progress", step=state.step)
 
     def after_epoch(self, task, state: State) -> None:
         self.report.send("progress", step=state.step, epoch=state.epoch)

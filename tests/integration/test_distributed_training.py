@@ -292,12 +292,32 @@ def test_client_error_in_one_worker_fails_every_host_as_a_client_error(cluster):
     assert time.monotonic() - fault < FAULT_BOUND + 60
 
 
+def test_blocked_cluster_fails_after_the_stall_deadline(cluster):
+    c = cluster(2, hyperparameters=LONG)
+    stall = {"SAGEMAKER_CV_STALL_TIMEOUT": "8"}
+    c.start(env={"algo-1": stall, "algo-2": stall})
+    victim = c.pid("algo-2", "worker")
+    c.wait_for("algo-2", r"Epoch\[0\] Batch \[2\]")
+    pids = c.role_pids()
+    # Every process stays alive, but algo-2's worker no longer moves, so algo-1's waits for it.
+    os.kill(victim, signal.SIGSTOP)
+    hang = time.monotonic()
+    assert_all_gone(c, hang, pids)
+    for name in c.names:
+        reason = c.failure(name)
+        assert "launcher on host algo-1: no worker made progress for" in reason, reason
+        assert "(SAGEMAKER_CV_STALL_TIMEOUT) although every process is alive" in reason, reason
+        assert re.search(r"last worker reports: algo-1 step \d+ \(\d+ s ago\), algo-2 step \d+", reason), (
+            reason
+        )
+
+
 def test_scheduler_host_that_never_resolves_fails_the_others(cluster):
     c = cluster(3)
     # algo-1 (scheduler, server and worker) is left out of the map and is unknown to DNS.
     env = {
         "SAGEMAKER_CV_HOST_MAP": "algo-2=127.0.0.1,algo-3=127.0.0.1",
-        "SAGEMAKER_CV_HOST_RESOLVE_TIMEOUT": "10",
+        "SAGEMAKER_CV_HOST_RESOLVE_TIMEOUT": "5",
     }
     started = time.monotonic()
     c.start(["algo-2", "algo-3"], env={"algo-2": env, "algo-3": env})
@@ -309,7 +329,7 @@ def test_scheduler_host_that_never_resolves_fails_the_others(cluster):
         assert reason.startswith(f"AlgorithmError: DistributedTrainingError: launcher on host {name}: "), (
             reason
         )
-        assert "host 'algo-1' did not resolve to an address within 10 s" in reason
+        assert "host 'algo-1' did not resolve to an address within 5 s" in reason
         assert "that host runs the scheduler and server and worker" in reason
     assert c.role_pids() == {}  # nothing was started
 
