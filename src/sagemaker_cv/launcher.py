@@ -40,6 +40,7 @@ log = logs.get("launcher")
 
 LAUNCHER_PID_ENV = "SAGEMAKER_CV_LAUNCHER_PID"
 REPORT_FD_ENV = "SAGEMAKER_CV_REPORT_FD"
+DECISION_FD_ENV = "SAGEMAKER_CV_DECISION_FD"
 BEAT_INTERVAL = 1.0
 SHUTDOWN_WAIT = 20.0  # after success: how long servers and scheduler get to exit on their own
 
@@ -168,6 +169,8 @@ class WorkerReports:
     failure: dict | None = None
     eof: bool = False
     step: int = 0
+    decisions: list = field(default_factory=list)  # the primary's end-of-epoch stop decisions
+    decision_fd: int | None = None  # where the launcher passes decisions on to its worker
 
     def drain(self) -> bool:
         """Read what is there; False at end of file."""
@@ -191,6 +194,8 @@ class WorkerReports:
                 self.started = True
             elif event == "trained":
                 self.trained = True
+            elif event == "decision":
+                self.decisions.append(message)
             elif event == "failed":
                 self.failure = message
         return True
@@ -243,6 +248,7 @@ class Launcher:
                 self.listener.close()
             if self.reports:
                 os.close(self.reports.fd)
+                os.close(self.reports.decision_fd)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
@@ -399,8 +405,10 @@ class Launcher:
             if name == "worker":
                 read_fd, write_fd = os.pipe()
                 os.set_blocking(read_fd, False)
+                decision_read, decision_write = os.pipe()
                 env[REPORT_FD_ENV] = str(write_fd)
-                pass_fds = (write_fd,)
+                env[DECISION_FD_ENV] = str(decision_read)
+                pass_fds = (write_fd, decision_read)
                 command = [
                     sys.executable,
                     "-m",
@@ -420,7 +428,8 @@ class Launcher:
             process = subprocess.Popen(command, env=env, pass_fds=pass_fds)
             if name == "worker":
                 os.close(write_fd)
-                self.reports = WorkerReports(read_fd)
+                os.close(decision_read)
+                self.reports = WorkerReports(read_fd, decision_fd=decision_write)
             self.roles[name] = Role(name, process)
             log.info("Started %s on host %s (pid %d)", name, self.me, process.pid)
 
@@ -505,6 +514,7 @@ class Launcher:
         for item in readable:
             if isinstance(item, int):
                 self.reports.drain()  # at end of file the worker's exit is handled by _poll_roles
+                self._relay_decisions()
                 continue
             messages = item.receive()
             if messages is None:
@@ -529,8 +539,26 @@ class Launcher:
         elif kind == "stop":
             if self.phase == "running":
                 self._begin_stop(origin=conn.host)
+        elif kind == "decision":
+            self._pass_decision(message)
         elif kind == "finish":
             self.finish_received = True
+
+    def _relay_decisions(self) -> None:
+        """On hosts[0]: whether to stop after an epoch is decided where validation runs; every
+        other worker waits for that decision at the end of the epoch (early stopping)."""
+        while self.reports.decisions:
+            message = self.reports.decisions.pop(0)
+            for conn in self.peers.values():
+                conn.send({"type": "decision", "epoch": message["epoch"], "stop": message["stop"]})
+
+    def _pass_decision(self, message: dict) -> None:
+        if self.reports and self.roles["worker"].process.poll() is None:
+            line = json.dumps({"epoch": message["epoch"], "stop": message["stop"]}).encode() + b"\n"
+            try:
+                os.write(self.reports.decision_fd, line)
+            except BrokenPipeError:
+                pass  # the worker is gone; _poll_roles reports why
 
     def _peer_lost(self, conn: Conn, what: str) -> None:
         conn.close()
@@ -652,13 +680,7 @@ class Launcher:
             self.peers[self.hosts[0]].send({"type": "fail", **message})
 
 
-def run(paths: MLPaths, algorithm: str, resource: ResourceConfig, *, early_stopping: bool = False) -> bool:
+def run(paths: MLPaths, algorithm: str, resource: ResourceConfig) -> bool:
     """Train on this host as one of `resource.hosts`; True when stopped by SIGTERM."""
-    if early_stopping:
-        raise ClientError(
-            f"early_stopping=True with {resource.num_hosts} hosts: not supported in distributed training "
-            "(only the primary host validates, so the hosts cannot agree when to stop); "
-            "set early_stopping to False or train on one instance"
-        )
     settings = distributed.settings_from_env()
     return Launcher(paths, algorithm, resource, settings).run()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sagemaker_cv import logs
 from sagemaker_cv.errors import ClientError
-from sagemaker_cv.launcher import REPORT_FD_ENV, die_with_parent
+from sagemaker_cv.launcher import DECISION_FD_ENV, REPORT_FD_ENV, die_with_parent
 from sagemaker_cv.tasks.engine import Hook, State
 
 DUMP_PARAMS_ENV = "SAGEMAKER_CV_DUMP_PARAMS"
@@ -58,6 +58,32 @@ class Progress(Hook):
     def after_train(self, task, state: State) -> None:
         # Runs after the checkpoint hook: whatever the primary had to save is on disk.
         self.report.send("trained", interrupted=state.interrupted, step=state.step)
+
+
+class AgreeOnStopping(Hook):
+    """Early stopping across hosts: only the primary validates, so it decides after every epoch
+    and every other worker waits for that decision (through the launchers) before going on.
+    Must run after the EarlyStopping hook."""
+
+    def __init__(self, report: Report, decisions_fd: int, primary: bool, primary_host: str):
+        self.report, self.primary, self.primary_host = report, primary, primary_host
+        self.decisions = os.fdopen(decisions_fd, "rb", buffering=0) if not primary else None
+
+    def after_epoch(self, task, state: State) -> None:
+        if self.primary:
+            self.report.send("decision", epoch=state.epoch, stop=bool(state.stop_reason))
+            return
+        line = self.decisions.readline()  # blocks while the primary validates
+        if not line:
+            raise RuntimeError("the launcher closed the decision pipe")
+        decision = json.loads(line)
+        if decision["epoch"] != state.epoch:
+            raise RuntimeError(f"stop decision for epoch {decision['epoch']} arrived at epoch {state.epoch}")
+        if decision["stop"]:
+            state.stop_reason = (
+                f"Early stopping at epoch {state.epoch}: decided by the primary host {self.primary_host}, "
+                "which validates"
+            )
 
 
 class HostThroughput(Hook):
@@ -130,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(DUMP_PARAMS_ENV):
             hooks.append(DumpParameters(Path(os.environ[DUMP_PARAMS_ENV])))
         hooks.append(Progress(report))
+        if job.hyperparameters.get("early_stopping") and resource.num_hosts > 1:
+            hooks.append(
+                AgreeOnStopping(
+                    report, int(os.environ[DECISION_FD_ENV]), resource.is_primary, resource.primary_host
+                )
+            )
         runner.train_job(paths, args.algorithm, job, extra_hooks=hooks)
     except BaseException as exc:  # noqa: BLE001 - every fault goes to the launcher, which fails the job
         fields = _failure_fields(exc)

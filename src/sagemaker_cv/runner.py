@@ -66,8 +66,7 @@ def train(paths: MLPaths, algorithm: str) -> None:
         # worker (which calls train_job) as children and fails the job if any of them fails.
         from sagemaker_cv import launcher
 
-        early_stopping = bool(job.hyperparameters.get("early_stopping"))
-        launcher.run(paths, algorithm, job.resource, early_stopping=early_stopping)
+        launcher.run(paths, algorithm, job.resource)
         return
     train_job(paths, algorithm, job)
 

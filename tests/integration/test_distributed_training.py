@@ -220,6 +220,23 @@ def test_dist_async_two_hosts_completes(cluster):
     assert list((c.roots[1] / "model").iterdir()) == []
 
 
+def test_early_stopping_is_decided_by_the_primary_and_followed_by_every_host(cluster):
+    # Improving means doubling the best accuracy (tolerance 1): stops after epoch 1 or 2 of 10.
+    hp = {"epochs": "10", "early_stopping": "true", "early_stopping_min_epochs": "1"}
+    hp.update(early_stopping_patience="1", early_stopping_tolerance="1")
+    c = cluster(2, hyperparameters=hp)
+    c.start()
+    codes = c.wait(300)
+    assert codes == {"algo-1": 0, "algo-2": 0}, c.tail("algo-1") + c.tail("algo-2")
+    primary = re.search(
+        r"Early stopping at epoch (\d+): validation accuracy has not improved", c.log("algo-1")
+    )
+    other = re.search(r"Early stopping at epoch (\d+): decided by the primary host algo-1", c.log("algo-2"))
+    assert primary and other and primary.group(1) == other.group(1)
+    epochs = [len(re.findall(r"Epoch\[\d+\] Train-accuracy", c.log(n))) for n in c.names]
+    assert epochs[0] == epochs[1] == int(primary.group(1)) + 1 < 10
+
+
 # ---- faults --------------------------------------------------------------------------------------
 
 LONG = {"epochs": "200"}  # a job that cannot finish before the fault is handled
