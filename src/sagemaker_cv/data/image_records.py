@@ -19,6 +19,7 @@ import mxnet as mx
 import numpy as np
 
 from sagemaker_cv.data.lst import LstEntry
+from sagemaker_cv.errors import ClientError
 
 MAX_LISTED = 12  # problems listed by name before "and N more"
 
@@ -103,6 +104,46 @@ def _decode(buf: bytes, channels: int) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(buf, dtype=np.uint8), flag)
 
 
+class SampleChecks:
+    """The per-sample checks both input formats share: labels, decoding, size. Collects the
+    problems, the undecodable samples and the class counts."""
+
+    def __init__(self, rules: LabelRules):
+        self.rules = rules
+        self.problems = Problems()
+        self.skipped: list[str] = []
+        self.counts = np.zeros(rules.num_classes, dtype=np.int64)
+
+    def labels_ok(self, where: str, labels: np.ndarray) -> bool:
+        problem = check_labels(labels, self.rules)
+        if problem:
+            self.problems.add(f"{where}: {problem}")
+        return problem is None
+
+    def image_ok(self, where: str, labels: np.ndarray, buf: bytes) -> bool:
+        """Decodable and large enough; counted when it is. `where` names it in messages."""
+        image = _decode(buf, self.rules.image_shape[0])
+        if image is None:
+            self.skipped.append(where)
+            return False
+        problem = check_size(image, self.rules)
+        if problem:
+            self.problems.add(f"{where}: {problem}")
+            return False
+        if self.rules.multi_label:
+            self.counts += labels.astype(np.int64)
+        else:
+            self.counts[int(labels[0])] += 1
+        return True
+
+    def finish(self, kept: int, empty: str) -> None:
+        """Raise every problem found, or `empty` when no sample survived."""
+        if self.problems.items:
+            raise ClientError(self.problems.as_list())
+        if not kept:
+            raise ClientError(empty)
+
+
 def _reader_tell(reader: mx.recordio.MXRecordIO) -> int:
     """Byte offset of the next record (MXRecordIO exposes this for writers only)."""
     pos = ctypes.c_size_t()
@@ -114,20 +155,9 @@ def _label_vector(header: mx.recordio.IRHeader) -> np.ndarray:
     return np.atleast_1d(np.asarray(header.label, dtype=np.float32))
 
 
-def _count(counts: np.ndarray, labels: np.ndarray, rules: LabelRules) -> None:
-    if rules.multi_label:
-        counts += labels.astype(np.int64)
-    else:
-        counts[int(labels[0])] += 1
-
-
 def scan_recordio(path: Path, channel: str, rules: LabelRules, scratch: Path) -> PreparedRecords:
     """Validate every record of a user's .rec; raise ClientError listing what is wrong."""
-    from sagemaker_cv.errors import ClientError
-
-    problems = Problems()
-    counts = np.zeros(rules.num_classes, dtype=np.int64)
-    skipped: list[str] = []
+    checks = SampleChecks(rules)
     keep: list[tuple[int, int]] = []  # (offset, record number) of good records
     reader = mx.recordio.MXRecordIO(str(path), "r")
     number = 0
@@ -148,43 +178,33 @@ def scan_recordio(path: Path, channel: str, rules: LabelRules, scratch: Path) ->
             try:
                 header, buf = mx.recordio.unpack(item)
             except struct.error:
-                problems.add(f"{where}: too short to hold an image record header; make the file with im2rec")
+                checks.problems.add(
+                    f"{where}: too short to hold an image record header; make the file with im2rec"
+                )
                 continue
             where += f" (id {header.id})"
             labels = _label_vector(header)
-            problem = check_labels(labels, rules)
-            if problem:
-                problems.add(f"{where}: {problem}")
-                continue
-            image = _decode(buf, rules.image_shape[0])
-            if image is None:
-                skipped.append(where)
-                continue
-            problem = check_size(image, rules)
-            if problem:
-                problems.add(f"{where}: {problem}")
-                continue
-            _count(counts, labels, rules)
-            keep.append((offset, number))
+            if checks.labels_ok(where, labels) and checks.image_ok(where, labels, buf):
+                keep.append((offset, number))
     finally:
         reader.close()
-    if problems.items:
-        raise ClientError(problems.as_list())
-    if not keep:
-        raise ClientError(
-            f"{channel}/{path.name}: none of its {number} record(s) holds a decodable image"
-            if number
-            else f"{channel}/{path.name}: the file holds no records"
-        )
+    checks.finish(
+        len(keep),
+        f"{channel}/{path.name}: none of its {number} record(s) holds a decodable image"
+        if number
+        else f"{channel}/{path.name}: the file holds no records",
+    )
     scratch.mkdir(parents=True, exist_ok=True)
     idx = scratch / f"{channel}.idx"
     rec = path
-    if skipped:  # ImageRecordIter would abort on an undecodable image: read from a cleaned copy
+    if checks.skipped:  # ImageRecordIter would abort on an undecodable image: read from a cleaned copy
         rec = scratch / f"{channel}.rec"
         _copy_records(path, rec, idx, {n for _, n in keep})
     else:
         idx.write_text("".join(f"{i}\t{offset}\n" for i, (offset, _) in enumerate(keep)))
-    return PreparedRecords(channel, f"{channel}/{path.name}", rec, idx, len(keep), skipped, counts)
+    return PreparedRecords(
+        channel, f"{channel}/{path.name}", rec, idx, len(keep), checks.skipped, checks.counts
+    )
 
 
 def _copy_records(src: Path, dst: Path, idx: Path, numbers: set[int]) -> None:
@@ -207,50 +227,35 @@ def pack_lst(
     entries: list[LstEntry], lst_name: str, image_dir: Path, channel: str, rules: LabelRules, scratch: Path
 ) -> PreparedRecords:
     """Build a .rec from a .lst and its images (the built-in's "Creating record files" step)."""
-    from sagemaker_cv.errors import ClientError
 
-    problems = Problems()
-    counts = np.zeros(rules.num_classes, dtype=np.int64)
-    skipped: list[str] = []
+    checks = SampleChecks(rules)
     good: list[tuple[LstEntry, bytes]] = []
     root = image_dir.resolve()
     for entry in entries:
         where = f"{lst_name}:{entry.line}"
         labels = np.asarray(entry.labels, dtype=np.float32)
-        problem = check_labels(labels, rules)
-        if problem:
-            problems.add(f"{where}: {problem}")
+        if not checks.labels_ok(where, labels):
             continue
         path = (image_dir / entry.path).resolve()
         if root not in path.parents:  # a symlink pointing out of the channel
-            problems.add(f"{where}: path {entry.path!r} resolves outside the {channel} channel")
+            checks.problems.add(f"{where}: path {entry.path!r} resolves outside the {channel} channel")
             continue
         try:
             buf = path.read_bytes()
         except FileNotFoundError:
-            problems.add(f"{where}: image {entry.path!r} not found in the {channel} channel")
+            checks.problems.add(f"{where}: image {entry.path!r} not found in the {channel} channel")
             continue
         except OSError as exc:
-            problems.add(f"{where}: image {entry.path!r} cannot be read ({exc.strerror})")
+            checks.problems.add(f"{where}: image {entry.path!r} cannot be read ({exc.strerror})")
             continue
-        image = _decode(buf, rules.image_shape[0])
-        if image is None:
-            skipped.append(f"{where} ({entry.path})")
-            continue
-        problem = check_size(image, rules)
-        if problem:
-            problems.add(f"{where} ({entry.path}): {problem}")
-            continue
-        _count(counts, labels, rules)
-        good.append((entry, buf))
-    if problems.items:
-        raise ClientError(problems.as_list())
-    if not good:
-        raise ClientError(
-            f"{lst_name}: none of its {len(entries)} image(s) could be decoded"
-            if entries
-            else f"{lst_name}: lists no images"
-        )
+        if checks.image_ok(f"{where} ({entry.path})", labels, buf):
+            good.append((entry, buf))
+    checks.finish(
+        len(good),
+        f"{lst_name}: none of its {len(entries)} image(s) could be decoded"
+        if entries
+        else f"{lst_name}: lists no images",
+    )
     scratch.mkdir(parents=True, exist_ok=True)
     rec, idx = scratch / f"{channel}.rec", scratch / f"{channel}.idx"
     writer = mx.recordio.MXIndexedRecordIO(str(idx), str(rec), "w")
@@ -261,4 +266,4 @@ def pack_lst(
             writer.write_idx(i, mx.recordio.pack(mx.recordio.IRHeader(flag, label, entry.index, 0), buf))
     finally:
         writer.close()
-    return PreparedRecords(channel, lst_name, rec, idx, len(good), skipped, counts)
+    return PreparedRecords(channel, lst_name, rec, idx, len(good), checks.skipped, checks.counts)
