@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("spec", help="print a CreateAlgorithm request (JSON)")
     algorithm_arg(p)
     p.add_argument("--image", required=True, help="the training image URI")
+    p.add_argument(
+        "--flavor",
+        choices=("gpu", "cpu"),
+        default="gpu",
+        help="the image's flavor: decides the instance types",
+    )
+    p.add_argument("--name", help="the algorithm name (default: sagemaker-cv-<algorithm>)")
     return parser
 
 
@@ -102,7 +109,12 @@ def _print_reference(args: argparse.Namespace) -> int:
     else:
         from sagemaker_cv.spec import algorithm_spec
 
-        print(json.dumps(algorithm_spec(args.algorithm, args.image), indent=2))
+        try:
+            spec = algorithm_spec(args.algorithm, args.image, name=args.name, flavor=args.flavor)
+        except ValueError as exc:
+            print(f"sagemaker-cv: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(spec, indent=2))
     return 0
 
 

@@ -109,3 +109,17 @@ def test_model_archive_must_not_be_inside_the_model_dir(tmp_path, monkeypatch):
     )
     assert code == 2
     assert "must not be inside the model directory" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_spec_command(capsys):
+    assert (
+        cli.main(
+            ["spec", "--algorithm", "image-classification", "--image", "1.dkr.ecr/x:1", "--flavor", "cpu"]
+        )
+        == 0
+    )
+    spec = json.loads(capsys.readouterr().out)
+    instance_types = spec["TrainingSpecification"]["SupportedTrainingInstanceTypes"]
+    assert instance_types and all(t.startswith(("ml.m", "ml.c")) for t in instance_types)
+    assert cli.main(["spec", "--algorithm", "image-classification", "--image", "bad uri"]) == 2
+    assert "image='bad uri'" in capsys.readouterr().err
