@@ -263,6 +263,7 @@ class Launcher:
 
     def _resolve(self) -> None:
         def on_retry(host, exc, wait):
+            self._check_signal_during_setup()  # docker stop while DNS lags: do not wait it out
             log.info("Host %s does not resolve yet (%s); retrying in %.1f s", host, exc, wait)
 
         try:
@@ -369,6 +370,8 @@ class Launcher:
                 self._unnamed.append(Conn(sock))
                 continue
             messages = item.receive()
+            if messages == []:
+                continue  # the hello line is not complete yet
             self._unnamed.remove(item)
             if not messages or messages[0].get("type") != "hello":
                 item.close()

@@ -351,6 +351,18 @@ def test_scheduler_host_that_never_resolves_fails_the_others(cluster):
     assert c.role_pids() == {}  # nothing was started
 
 
+def test_sigterm_while_waiting_for_dns_ends_the_wait(cluster):
+    c = cluster(2)
+    env = {"SAGEMAKER_CV_HOST_MAP": "algo-2=127.0.0.1", "SAGEMAKER_CV_HOST_RESOLVE_TIMEOUT": "300"}
+    c.start(["algo-2"], env={"algo-2": env})
+    c.wait_for("algo-2", r"Host algo-1 does not resolve yet")
+    os.kill(c.procs["algo-2"].pid, signal.SIGTERM)
+    signalled = time.monotonic()
+    assert c.wait(30) == {"algo-2": 1}
+    assert time.monotonic() - signalled < 10  # the 300 s DNS wait is not sat out
+    assert "launcher on host algo-2: stopped by SIGTERM before training started" in c.failure("algo-2")
+
+
 def test_sigterm_on_the_primary_stops_every_host_and_saves_the_model(cluster):
     c = cluster(2, hyperparameters=LONG)
     c.start()
