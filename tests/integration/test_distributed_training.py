@@ -156,7 +156,9 @@ def cluster(tmp_path):
     made = []
 
     def make(hosts: int, **kwargs) -> Cluster:
-        made.append(Cluster(tmp_path, hosts, **kwargs))
+        job = tmp_path / f"job{len(made)}"
+        job.mkdir()
+        made.append(Cluster(job, hosts, **kwargs))
         return made[-1]
 
     yield make
@@ -349,6 +351,25 @@ def test_scheduler_host_that_never_resolves_fails_the_others(cluster):
         assert "host 'algo-1' did not resolve to an address within 5 s" in reason
         assert "that host runs the scheduler and server and worker" in reason
     assert c.role_pids() == {}  # nothing was started
+
+
+def test_a_host_that_never_joins_fails_the_job_at_the_rendezvous_deadline(cluster):
+    # Two jobs, each missing one host: the primary waits for algo-2, the other host for algo-1.
+    alone_primary, alone_other = cluster(2), cluster(2)
+    deadline = {"SAGEMAKER_CV_RENDEZVOUS_TIMEOUT": "5"}
+    alone_primary.start(["algo-1"], env={"algo-1": deadline})
+    alone_other.start(["algo-2"], env={"algo-2": deadline})
+    started = time.monotonic()
+    assert alone_primary.wait(FAULT_BOUND) == {"algo-1": 1}
+    assert alone_other.wait(FAULT_BOUND) == {"algo-2": 1}
+    assert time.monotonic() - started < FAULT_BOUND
+    assert "launcher on host algo-2: host(s) algo-2 did not join within 5 s" in alone_primary.failure(
+        "algo-1"
+    )
+    reason = alone_other.failure("algo-2")
+    assert (
+        "launcher on host algo-1: the launcher on algo-1 did not accept a connection at 127.0.0.1:" in reason
+    )
 
 
 def test_sigterm_while_waiting_for_dns_ends_the_wait(cluster):
