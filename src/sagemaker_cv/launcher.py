@@ -272,6 +272,7 @@ class Launcher:
                 timeout=self.settings.resolve_timeout,
                 host_map=self.settings.host_map,
                 on_retry=on_retry,
+                sleep=self._sleep_unless_signalled,
             )
         except distributed.HostResolutionError as exc:
             roles = " and ".join(distributed.roles_for(exc.host, self.hosts))
@@ -287,7 +288,14 @@ class Launcher:
     def _connect(self) -> None:
         deadline = time.monotonic() + self.settings.rendezvous_timeout
         if self.primary:
-            self.listener = socket.create_server(("", self.settings.control_port), reuse_port=False)
+            try:
+                self.listener = socket.create_server(("", self.settings.control_port))
+            except OSError as exc:
+                raise self._fault(
+                    "launcher",
+                    f"cannot listen on the control port {self.settings.control_port} "
+                    f"({distributed.CONTROL_PORT_ENV}): {exc}",
+                ) from None
             self.listener.setblocking(False)
             self.rendezvous_deadline = deadline
             return
@@ -312,6 +320,13 @@ class Launcher:
             f"{self.settings.rendezvous_timeout:.0f} s ({distributed.RENDEZVOUS_TIMEOUT_ENV}); last error: {last_error}",
             host=self.hosts[0],
         )
+
+    def _sleep_unless_signalled(self, seconds: float) -> None:
+        # Back-off waits reach 30 s; a signal handler alone would not cut a time.sleep short.
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._check_signal_during_setup()
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def _check_signal_during_setup(self) -> None:
         if self.signalled:
