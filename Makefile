@@ -40,6 +40,7 @@ readme: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_classification.py
+	$(PY) bench/bench_distributed.py
 
 clean:
 	rm -rf demo .pytest_cache
