@@ -188,7 +188,8 @@ def record_iter(
         part_index=part_index,
         seed=seed,
         seed_aug=seed if train else None,
-        preprocess_threads=threads or max(1, os.cpu_count() or 1),
+        # Never fewer decoding threads than MXNet's default (4): measured faster even on 2 cores.
+        preprocess_threads=threads or max(4, os.cpu_count() or 1),
         verbose=False,
         **kwargs,
     )
