@@ -73,10 +73,14 @@ def pretrained_file(name: str) -> Path:
         glob.glob(str(directory / f"{name}.params"))
     )
     if not found:
+        source = (
+            f"GluonCV's {name} params file"
+            if name != "resnet200_v1"  # GluonCV publishes no 200-layer weights
+            else "ImageNet weights of mxnet.gluon's ResNetV1 with bottleneck blocks [3, 24, 36, 3] (saved with save_parameters)"
+        )
         raise ClientError(
-            f"use_pretrained_model=1: no pretrained weights {name}-*.params in {directory}; put GluonCV's "
-            f"{name} params file there (bake it into the image under docker/weights/, or set MXNET_HOME), "
-            "or set use_pretrained_model=0"
+            f"use_pretrained_model=1: no pretrained weights {name}-*.params in {directory}; put {source} "
+            "there (bake it into the image under docker/weights/, or set MXNET_HOME), or set use_pretrained_model=0"
         )
     return Path(found[-1])
 

@@ -10,7 +10,8 @@ def task_class(algorithm: str):
         from sagemaker_cv.tasks.classification import ClassificationTask
 
         return ClassificationTask
+    # Called after the config files and hyperparameters were validated, so say that they passed.
     raise ClientError(
         f"algorithm {algorithm!r}: training is not available in this version of the image "
-        "(image-classification is); its hyperparameters can be checked with `sagemaker-cv validate`"
+        "(image-classification is); the hyperparameters and config files are valid"
     )
