@@ -1,6 +1,6 @@
 """Keeps the README's hyperparameter tables generated from the schema.
 
-    python -m sagemaker_cv.docs README.md      # rewrite the tables in place
+python -m sagemaker_cv.docs README.md      # rewrite the tables in place
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from sagemaker_cv.schema import get_schema
 def render_tables(text: str) -> str:
     """Replace each block between `<!-- hyperparameters:ALG:begin -->` and its end marker."""
     for algorithm in ALGORITHMS:
-        begin, end = f"<!-- hyperparameters:{algorithm}:begin -->", f"<!-- hyperparameters:{algorithm}:end -->"
+        begin, end = (
+            f"<!-- hyperparameters:{algorithm}:begin -->",
+            f"<!-- hyperparameters:{algorithm}:end -->",
+        )
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
         if not pattern.search(text):
             raise ValueError(f"README has no {begin} ... {end} block")
