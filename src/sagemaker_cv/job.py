@@ -26,26 +26,22 @@ def load_job(paths: MLPaths, algorithm: str, num_gpus: int) -> Job:
     """Read and validate the config files; every problem found goes into one ClientError."""
     schema = get_schema(algorithm)
     problems: list[str] = []
-    raw_hp = resource = channels = None
-    for name, loader in (
-        ("hp", lambda: env.load_json(paths.hyperparameters, required=False, default={})),
-        ("resource", lambda: env.parse_resource_config(env.load_json(paths.resource_config, required=False))),
-        (
-            "channels",
-            lambda: env.parse_input_data_config(env.load_json(paths.input_data_config, required=False)),
-        ),
-    ):
+
+    def collect(loader):
+        """Run one loader; its ClientError problems join the others instead of stopping here."""
         try:
-            value = loader()
+            return loader()
         except ClientError as exc:
             problems.extend(exc.problems)
-            continue
-        if name == "hp":
-            raw_hp = value
-        elif name == "resource":
-            resource = value
-        else:
-            channels = value
+            return None
+
+    raw_hp = collect(lambda: env.load_json(paths.hyperparameters, required=False, default={}))
+    resource = collect(
+        lambda: env.parse_resource_config(env.load_json(paths.resource_config, required=False))
+    )
+    channels = collect(
+        lambda: env.parse_input_data_config(env.load_json(paths.input_data_config, required=False))
+    )
     if channels is not None and not channels:
         channels = _channels_from_directories(paths)
     hp = None
