@@ -29,10 +29,6 @@ class MLPaths:
         return self.config_dir / "inputdataconfig.json"
 
     @property
-    def checkpoint_config(self) -> Path:
-        return self.config_dir / "checkpointconfig.json"
-
-    @property
     def data_dir(self) -> Path:
         return self.root / "input" / "data"
 
@@ -48,13 +44,5 @@ class MLPaths:
         return self.root / "output"
 
     @property
-    def output_data_dir(self) -> Path:
-        return self.output_dir / "data"
-
-    @property
     def failure_file(self) -> Path:
         return self.output_dir / "failure"
-
-    @property
-    def success_file(self) -> Path:
-        return self.output_dir / "success"

@@ -79,3 +79,23 @@ def test_a_model_can_be_saved_before_the_first_batch(tree):
     block = mx.gluon.SymbolBlock.imports(str(files[0]), ["data"], str(files[1]))
     probs = block(mx.nd.zeros((2, 3, 24, 24))).asnumpy()
     assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_uneven_device_split_follows_the_documented_rule(tree):
+    """mini_batch_size=7 on 3 devices: 3, 2, 2 samples (the first devices take the remainder)."""
+    from sagemaker_cv.tasks.classification import ClassificationTask
+
+    root = tree(per_class=4, val_per_class=2, hyperparameters={"mini_batch_size": "7"})
+    job = load_job(MLPaths(root), "image-classification", num_gpus=0)
+    task = ClassificationTask(job, plan_devices(0, cpu_devices=3), Path(root.parent / "scratch"))
+    task.check_data()
+    task.setup()
+    batch = next(task.batches(0))
+    data, labels = task._split(batch)
+    assert [d.shape[0] for d in data] == [3, 2, 2] and [str(d.context) for d in data] == [
+        "cpu(0)",
+        "cpu(1)",
+        "cpu(2)",
+    ]
+    assert np.array_equal(np.concatenate([d.asnumpy() for d in data]), batch.data[0].asnumpy())
+    assert np.array_equal(np.concatenate([y.asnumpy() for y in labels]), batch.label[0].asnumpy())

@@ -46,9 +46,6 @@ class ToyTask(Task):
     def setup(self):
         pass
 
-    def steps_per_epoch(self):
-        return self.steps
-
     def batches(self, epoch):
         for i in range(self.steps):
             yield (epoch, i)

@@ -219,9 +219,8 @@ Rule = Callable[[Mapping[str, Any], Context], "list[str] | tuple[list[str], list
 class HyperParameters(Mapping):
     """The validated, typed hyperparameters; read-only, with attribute access."""
 
-    def __init__(self, values: dict[str, Any], provided: frozenset[str]):
+    def __init__(self, values: dict[str, Any]):
         self._values = dict(values)
-        self.provided = provided
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -305,7 +304,7 @@ class Schema:
                     problems.extend(result)
         if problems:
             raise ClientError(problems)
-        return HyperParameters(values, frozenset(provided)), warnings
+        return HyperParameters(values), warnings
 
     def final_configuration(self, hp: HyperParameters) -> dict[str, Any]:
         """What the built-ins print as `Final configuration`: set values, spelled as they spell them."""

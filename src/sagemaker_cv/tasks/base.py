@@ -50,12 +50,8 @@ class Task(ABC):
         """Build the network, the iterators and the optimizer."""
 
     @abstractmethod
-    def steps_per_epoch(self) -> int:
-        """Batches each worker runs per epoch (equal on every worker)."""
-
-    @abstractmethod
     def batches(self, epoch: int) -> Iterator[Any]:
-        """Exactly steps_per_epoch() batches."""
+        """One epoch's batches: the same number on every worker (dist_sync hangs otherwise)."""
 
     @abstractmethod
     def train_step(self, batch: Any) -> int:

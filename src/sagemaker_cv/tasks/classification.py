@@ -270,9 +270,6 @@ class ClassificationTask(Task):
 
     # ---- the loop's callbacks ------------------------------------------------------------------
 
-    def steps_per_epoch(self) -> int:
-        return self.steps
-
     def batches(self, epoch: int) -> Iterator[Any]:
         self.train_iter.reset()
         produced = resets = 0
@@ -289,8 +286,13 @@ class ClassificationTask(Task):
             yield batch
 
     def _split(self, batch):
-        data = gluon.utils.split_and_load(batch.data[0], self.ctx, even_split=False)
-        label = gluon.utils.split_and_load(batch.label[0], self.ctx, even_split=False)
+        """One slice per device, sized by the plan's documented rule (the first devices take the
+        remainder; gluon's uneven split would give it all to the last)."""
+        sizes = self.plan.per_device_batch(batch.data[0].shape[0])
+        bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        slices = [(a, b, c) for a, b, c in zip(bounds, bounds[1:], self.ctx) if b > a]
+        data = [batch.data[0][a:b].as_in_context(c) for a, b, c in slices]
+        label = [batch.label[0][a:b].as_in_context(c) for a, b, c in slices]
         if self.dtype == "float16":
             data = [d.astype("float16") for d in data]
         return data, label
