@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	rm -rf demo
-	$(PY) -m sagemaker_cv.demo --root demo/ml
+	$(PY) -m sagemaker_cv.tools.demo --root demo/ml
 	$(VENV)/bin/sagemaker-cv train --ml-root demo/ml --model-archive demo/model.tar.gz | tee demo/train.log
 	@echo
 	@echo "Best validation accuracy: $$(grep -o 'Validation-accuracy=[0-9.]*' demo/train.log | cut -d= -f2 | sort -n | tail -1) (3 classes: chance is 0.33)"
@@ -36,7 +36,7 @@ lint: $(VENV)/.installed
 
 # Regenerate the hyperparameter tables in README.md from the schema (a test checks they match).
 readme: $(VENV)/.installed
-	$(PY) -m sagemaker_cv.docs README.md
+	$(PY) -m sagemaker_cv.tools.docs README.md
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_classification.py

@@ -22,14 +22,15 @@ from pathlib import Path
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from sagemaker_cv.data import classification as data
-from sagemaker_cv.demo import write_example_tree
-from sagemaker_cv.devices import plan_devices
-from sagemaker_cv.job import load_job
-from sagemaker_cv.networks import classification_network
-from sagemaker_cv.paths import MLPaths
-from sagemaker_cv.tasks import engine
-from sagemaker_cv.tasks.classification import ClassificationTask
+from sagemaker_cv.algorithms.classification import data
+from sagemaker_cv.algorithms.classification.network import classification_network
+from sagemaker_cv.algorithms.classification.task import ClassificationTask
+from sagemaker_cv.contract.job import load_job
+from sagemaker_cv.contract.paths import MLPaths
+from sagemaker_cv.tools.demo import write_example_tree
+from sagemaker_cv.training import engine
+from sagemaker_cv.training import hooks as h
+from sagemaker_cv.training.devices import plan_devices
 
 
 def make_tree(root: Path, layers: int, batch: int, size: int) -> None:
@@ -47,10 +48,9 @@ def ours(root: Path, steps: int, repeats: int) -> float:
     job = load_job(MLPaths(root), "image-classification", num_gpus=0)
     with tempfile.TemporaryDirectory() as scratch:
         task = ClassificationTask(job, plan_devices(0), Path(scratch))
-        task.check_data()
-        task.setup()
+        task.setup(task.check_data())
         task.steps = steps
-        hooks = [engine.EpochTimer(), engine.Speedometer(20), engine.Checkpointer(enabled=False)]
+        hooks = [h.EpochTimer(), h.Speedometer(20), h.Checkpointer(enabled=False)]
         engine.fit(task, hooks, epochs=1)  # warm-up: graph building, memory pools
         best = 0.0
         for _ in range(repeats):
@@ -68,10 +68,8 @@ def bare(root: Path, steps: int, repeats: int, layers: int, batch: int, size: in
     hp = job.hyperparameters
     with tempfile.TemporaryDirectory() as scratch:
         task = ClassificationTask(job, plan_devices(0), Path(scratch))
-        task.check_data()
-        it = data.record_iter(
-            task.train_records, batch_size=batch, rules=task.rules, train=True, augmentation="crop"
-        )
+        train = task.check_data().data["train"]
+        it = data.record_iter(train, batch_size=batch, rules=task.rules, train=True, augmentation="crop")
         ctx = [mx.cpu()]
         net = classification_network(layers, hp.num_classes, 3, False, ctx)
         net.hybridize(static_alloc=True, static_shape=True)
@@ -115,11 +113,11 @@ def input_paths(root: Path, batch: int, repeats: int) -> tuple[float, float]:
     job = load_job(MLPaths(root), "image-classification", num_gpus=0)
     with tempfile.TemporaryDirectory() as scratch:
         task = ClassificationTask(job, plan_devices(0), Path(scratch))
-        task.check_data()
+        train = task.check_data().data["train"]
         rec = next((root / "input" / "data" / "train").glob("*.rec"))
         iterators = {
             "ours": data.record_iter(
-                task.train_records, batch_size=batch, rules=task.rules, train=True, augmentation="crop"
+                train, batch_size=batch, rules=task.rules, train=True, augmentation="crop"
             ),
             "plain": mx.io.ImageRecordIter(
                 path_imgrec=str(rec),

@@ -26,14 +26,14 @@ import subprocess
 import sys
 import time
 
-from sagemaker_cv import distributed
+from sagemaker_cv.distributed import plan as distributed
 
 
 def worker(args: argparse.Namespace) -> None:
     import mxnet as mx
     from mxnet import autograd, gluon
 
-    from sagemaker_cv.networks import classification_network
+    from sagemaker_cv.algorithms.classification.network import classification_network
 
     ctx = [mx.cpu()]
     net = classification_network(args.num_layers, 10, 3, False, ctx)

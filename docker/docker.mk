@@ -61,7 +61,7 @@ push:
 
 # The example dataset, when ML_ROOT does not hold a job yet.
 $(ML_ROOT)/input/config/hyperparameters.json: | $(VENV)/.installed
-	$(VENV)/bin/python -m sagemaker_cv.demo --root $(ML_ROOT)
+	$(VENV)/bin/python -m sagemaker_cv.tools.demo --root $(ML_ROOT)
 
 # With GPUs (nvidia-smi answers) the GPU image and --gpus all; otherwise the CPU image, since the
 # GPU image's mxnet cannot load without the driver. --network none: as SageMaker's network isolation.

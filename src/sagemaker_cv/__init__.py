@@ -1,5 +1,3 @@
 """A drop-in re-creation of SageMaker's built-in MXNet vision training algorithms."""
 
 __version__ = "0.1.0"
-
-ALGORITHMS = ("image-classification", "object-detection", "semantic-segmentation")

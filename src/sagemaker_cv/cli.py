@@ -14,9 +14,9 @@ import tarfile
 import traceback
 from pathlib import Path
 
-from sagemaker_cv import ALGORITHMS, logs
-from sagemaker_cv.errors import FAILURE_REASON_LIMIT, ClientError, failure_reason
-from sagemaker_cv.paths import DEFAULT_ROOT, MLPaths
+from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.errors import FAILURE_REASON_LIMIT, ClientError, failure_reason
+from sagemaker_cv.contract.paths import DEFAULT_ROOT, MLPaths
 
 COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec")
 
@@ -92,23 +92,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_reference(args: argparse.Namespace) -> int:
-    if args.algorithm not in ALGORITHMS:
+    from sagemaker_cv import algorithms
+    from sagemaker_cv.tools.spec import algorithm_spec, metric_definitions
+
+    if args.algorithm not in algorithms.REGISTRY:
         print(
-            f"sagemaker-cv: --algorithm {args.algorithm!r}: expected one of {', '.join(ALGORITHMS)}",
+            f"sagemaker-cv: --algorithm {args.algorithm!r}: expected one of {', '.join(algorithms.NAMES)}",
             file=sys.stderr,
         )
         return 2
+    record = algorithms.get(args.algorithm)
     if args.command == "hyperparameters":
-        from sagemaker_cv.schema import get_schema
-
-        sys.stdout.write(get_schema(args.algorithm).markdown_table())
+        sys.stdout.write(record.schema.markdown_table())
     elif args.command == "metric-definitions":
-        from sagemaker_cv.metrics import metric_definitions
-
-        print(json.dumps(metric_definitions(args.algorithm), indent=2))
+        print(json.dumps(metric_definitions(record), indent=2))
     else:
-        from sagemaker_cv.spec import algorithm_spec
-
         try:
             spec = algorithm_spec(args.algorithm, args.image, name=args.name, flavor=args.flavor)
         except ValueError as exc:
@@ -125,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     if paths.failure_file.exists():  # left by an earlier run on the same local tree
         paths.failure_file.unlink()
     try:
-        from sagemaker_cv import runner
+        from sagemaker_cv.training import runner
 
         if args.command == "validate":
             runner.validate(paths, args.algorithm)

@@ -33,7 +33,7 @@ def docker(*args: str, timeout: float = 600, check: bool = False) -> subprocess.
 
 def make_tree(root: Path, **hyperparameters: str) -> dict:
     """A tiny learnable image-classification /opt/ml tree; returns its hyperparameters."""
-    from sagemaker_cv.demo import write_example_tree
+    from sagemaker_cv.tools.demo import write_example_tree
 
     overrides = {"epochs": "2", **hyperparameters}
     return write_example_tree(root, image_size=32, per_class=16, val_per_class=6, hyperparameters=overrides)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sagemaker_cv.demo import write_example_tree
+from sagemaker_cv.tools.demo import write_example_tree
 
 
 @pytest.fixture

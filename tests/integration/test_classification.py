@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from ml_tree import cli_env, set_hyperparameters, train
 
-from sagemaker_cv import metrics
+from sagemaker_cv import algorithms
+from sagemaker_cv.tools.spec import metric_definitions
 
 LEARN = {"optimizer": "adam", "learning_rate": "0.005", "epochs": "6", "mini_batch_size": "16", "top_k": "2"}
 PREFIX = r"\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d INFO \d+\] "
@@ -63,13 +64,13 @@ def test_recordio_from_im2rec_learns_and_writes_the_builtin_artifacts(tree):
         assert re.search(PREFIX + pattern, run.out), pattern
 
     # Every MetricDefinition finds its value in the real output.
-    for definition in metrics.metric_definitions("image-classification"):
+    for definition in metric_definitions(algorithms.get("image-classification")):
         match = re.search(definition["Regex"], run.out)
         assert match, definition["Name"]
         float(match.group(1))
     best = max(accuracies)
     assert (
-        float(re.findall(metrics.metric_definitions("image-classification")[6]["Regex"], run.out)[-1])
+        float(re.findall(metric_definitions(algorithms.get("image-classification"))[6]["Regex"], run.out)[-1])
         in accuracies
     )
 
@@ -148,8 +149,8 @@ def test_each_augmentation_type_trains(tree, augmentation):
 
 def test_augmentations_change_what_the_network_sees(tree, tmp_path):
     """None is deterministic; crop moves and flips; crop_color also shifts colours."""
-    from sagemaker_cv.data.classification import record_iter
-    from sagemaker_cv.data.image_records import LabelRules, scan_recordio
+    from sagemaker_cv.algorithms.classification.data import record_iter
+    from sagemaker_cv.algorithms.classification.records import LabelRules, scan_recordio
 
     root = tree(per_class=4, val_per_class=2, image_size=40)
     rules = LabelRules(3, False, (3, 32, 32), None)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sagemaker_cv.demo import write_example_tree
+from sagemaker_cv.tools.demo import write_example_tree
 
 pytestmark = pytest.mark.slow
 

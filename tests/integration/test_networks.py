@@ -10,11 +10,12 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from sagemaker_cv.devices import plan_devices
-from sagemaker_cv.job import load_job
-from sagemaker_cv.networks import classification_network, resnet
-from sagemaker_cv.paths import MLPaths
-from sagemaker_cv.schema.image_classification import CIFAR_LAYERS, IMAGENET_LAYERS
+from sagemaker_cv.algorithms.classification.network import classification_network, resnet
+from sagemaker_cv.algorithms.classification.schema import CIFAR_LAYERS, IMAGENET_LAYERS
+from sagemaker_cv.contract.job import load_job
+from sagemaker_cv.contract.paths import MLPaths
+from sagemaker_cv.training.devices import plan_devices
+from sagemaker_cv.training.export import structural_params
 
 
 @pytest.mark.parametrize("layers", IMAGENET_LAYERS + CIFAR_LAYERS)
@@ -34,14 +35,13 @@ def test_forward_on_raw_pixels(layers):
 
 
 def test_float16_training_exports_float32(tree):
-    from sagemaker_cv.tasks.classification import ClassificationTask
+    from sagemaker_cv.algorithms.classification.task import ClassificationTask
 
     root = tree(per_class=4, val_per_class=2, hyperparameters={"precision_dtype": "float16", "epochs": "1"})
     # Validation accepts float16 only with a GPU: pretend one, then build everything on CPU contexts.
     job = load_job(MLPaths(root), "image-classification", num_gpus=1)
     task = ClassificationTask(job, plan_devices(0), Path(root.parent / "scratch"))
-    task.check_data()
-    task.setup()
+    task.setup(task.check_data())
     params = task.net.collect_params()
     assert {np.dtype(p.dtype) for p in params.values()} == {
         np.dtype("float16"),
@@ -56,10 +56,8 @@ def test_float16_training_exports_float32(tree):
     ]
     saved = mx.nd.load(str(files[1]))
     assert {v.dtype for v in saved.values()} == {np.float32}
-    trained = {
-        k: p.data().astype("float32").asnumpy() for k, p in task.net._collect_params_with_prefix().items()
-    }
-    exported = {k: p.data().asnumpy() for k, p in task.export_net.net._collect_params_with_prefix().items()}
+    trained = {k: p.data().astype("float32").asnumpy() for k, p in structural_params(task.net).items()}
+    exported = {k: p.data().asnumpy() for k, p in structural_params(task.export_block.net).items()}
     assert trained.keys() == exported.keys()
     assert all(np.array_equal(trained[k], exported[k]) for k in trained)
     assert '"__dtype__": "2"' not in files[0].read_text()  # no float16 variables in the graph
@@ -68,13 +66,12 @@ def test_float16_training_exports_float32(tree):
 
 def test_a_model_can_be_saved_before_the_first_batch(tree):
     """SIGTERM can arrive before any batch ran: the untrained model must still export and load."""
-    from sagemaker_cv.tasks.classification import ClassificationTask
+    from sagemaker_cv.algorithms.classification.task import ClassificationTask
 
     root = tree(per_class=4, val_per_class=2)
     job = load_job(MLPaths(root), "image-classification", num_gpus=0)
     task = ClassificationTask(job, plan_devices(0), Path(root.parent / "scratch"))
-    task.check_data()
-    task.setup()
+    task.setup(task.check_data())
     files = task.save(1)
     block = mx.gluon.SymbolBlock.imports(str(files[0]), ["data"], str(files[1]))
     probs = block(mx.nd.zeros((2, 3, 24, 24))).asnumpy()
@@ -83,15 +80,14 @@ def test_a_model_can_be_saved_before_the_first_batch(tree):
 
 def test_uneven_device_split_follows_the_documented_rule(tree):
     """mini_batch_size=7 on 3 devices: 3, 2, 2 samples (the first devices take the remainder)."""
-    from sagemaker_cv.tasks.classification import ClassificationTask
+    from sagemaker_cv.algorithms.classification.task import ClassificationTask
 
     root = tree(per_class=4, val_per_class=2, hyperparameters={"mini_batch_size": "7"})
     job = load_job(MLPaths(root), "image-classification", num_gpus=0)
     task = ClassificationTask(job, plan_devices(0, cpu_devices=3), Path(root.parent / "scratch"))
-    task.check_data()
-    task.setup()
+    task.setup(task.check_data())
     batch = next(task.batches(0))
-    data, labels = task._split(batch)
+    data, labels = zip(*task.device_parts(batch))
     assert [d.shape[0] for d in data] == [3, 2, 2] and [str(d.context) for d in data] == [
         "cpu(0)",
         "cpu(1)",

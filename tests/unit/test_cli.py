@@ -50,7 +50,7 @@ def test_config_file_problems_are_client_errors(tmp_path):
 
 def test_internal_error_is_an_algorithm_error(tmp_path, monkeypatch, capsys):
     write_config(tmp_path, {"num_classes": "2", "num_training_samples": "10"})
-    from sagemaker_cv import runner
+    from sagemaker_cv.training import runner
 
     def broken(paths, algorithm):
         raise KeyError("unexpected")
@@ -66,7 +66,7 @@ def test_stale_failure_file_is_removed(tmp_path, monkeypatch):
     write_config(tmp_path, {"num_classes": "2", "num_training_samples": "10"})
     (tmp_path / "output").mkdir()
     (tmp_path / "output" / "failure").write_text("old")
-    from sagemaker_cv import runner
+    from sagemaker_cv.training import runner
 
     monkeypatch.setattr(runner, "train", lambda paths, algorithm: None)
     assert cli.main(["train", "--ml-root", str(tmp_path)]) == 0
@@ -101,7 +101,7 @@ def test_reference_commands(capsys):
 
 def test_model_archive_must_not_be_inside_the_model_dir(tmp_path, monkeypatch):
     write_config(tmp_path, {"num_classes": "2", "num_training_samples": "10"})
-    from sagemaker_cv import runner
+    from sagemaker_cv.training import runner
 
     monkeypatch.setattr(runner, "train", lambda paths, algorithm: (tmp_path / "model").mkdir())
     code = cli.main(

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from sagemaker_cv.devices import cpu_devices_from_env, kvstore_name, plan_devices
-from sagemaker_cv.errors import ClientError
-from sagemaker_cv.optim import optimizer_params, steps_per_epoch
+from sagemaker_cv import algorithms
+from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.training.devices import cpu_devices_from_env, kvstore_name, plan_devices
+from sagemaker_cv.training.optim import optimizer_params, steps_per_epoch
 
 
 def test_plans():
@@ -39,29 +40,15 @@ def test_steps_per_epoch_counts_global_updates():
     assert steps_per_epoch(1, 32) == 1
 
 
-def test_optimizer_params_are_exactly_the_documented_ones():
-    common = dict(
-        learning_rate=0.1, momentum=0.8, weight_decay=0.01, beta_1=0.7, beta_2=0.6, eps=0.5, gamma=0.4
-    )
-    assert optimizer_params("sgd", **common) == {"learning_rate": 0.1, "momentum": 0.8, "wd": 0.01}
-    assert optimizer_params("nag", **common) == {"learning_rate": 0.1, "momentum": 0.8, "wd": 0.01}
-    assert optimizer_params("adam", **common) == {
-        "learning_rate": 0.1,
-        "beta1": 0.7,
-        "beta2": 0.6,
-        "epsilon": 0.5,
-    }
-    assert optimizer_params("rmsprop", **common) == {"learning_rate": 0.1, "gamma1": 0.4, "epsilon": 0.5}
-    assert optimizer_params("sgd", learning_rate=1, multi_precision=True)["multi_precision"] is True
-
-
 def test_step_schedule_is_inside_the_optimizer():
     import mxnet as mx
 
-    from sagemaker_cv.optim import step_schedule
+    from sagemaker_cv.training.optim import step_schedule
 
+    schema = algorithms.get("image-classification").schema
+    hp, _ = schema.validate({"num_classes": "2", "num_training_samples": "10", "learning_rate": "0.1"})
     schedule = step_schedule(0.1, (2, 4), 0.5, iters_per_epoch=10)
-    opt = mx.optimizer.create("sgd", **optimizer_params("sgd", learning_rate=0.1, lr_scheduler=schedule))
+    opt = mx.optimizer.create("sgd", **optimizer_params(schema, hp, lr_scheduler=schedule))
     assert opt.lr_scheduler(10) == pytest.approx(0.1)
     assert opt.lr_scheduler(21) == pytest.approx(0.05)
     assert opt.lr_scheduler(41) == pytest.approx(0.025)

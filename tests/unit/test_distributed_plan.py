@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from sagemaker_cv import distributed as d
-from sagemaker_cv.errors import AlgorithmError, ClientError
-from sagemaker_cv.launcher import Fault, describe_exit
+from sagemaker_cv.contract.errors import AlgorithmError, ClientError
+from sagemaker_cv.distributed import plan as d
+from sagemaker_cv.distributed.launcher import Fault, describe_exit
 
 IPS = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sagemaker_cv.tasks import engine
-from sagemaker_cv.tasks.base import Reporter, Task
+from sagemaker_cv.training import engine
+from sagemaker_cv.training import hooks as h
+from sagemaker_cv.training.task import LogLines, Prepared, Task
 
 
-class Recorder(Reporter):
+class Recorder(LogLines):
     def __init__(self):
         self.lines = []
 
@@ -35,15 +36,15 @@ class ToyTask(Task):
     score_name = "accuracy"
 
     def __init__(self, tmp: Path, scores, steps=3, stop_after=None, stop_event=None):
-        self.reporter = Recorder()
+        self.log = Recorder()
         self.tmp, self.scores, self.steps = tmp, None if scores is None else list(scores), steps
         self.stop_after, self.stop_event = stop_after, stop_event
         self.trained = 0
 
     def check_data(self):
-        return {}
+        return Prepared({})
 
-    def setup(self):
+    def setup(self, prepared):
         pass
 
     def batches(self, epoch):
@@ -74,14 +75,14 @@ class ToyTask(Task):
 
 def hooks(frequency=None, early=None):
     out = [
-        engine.EpochTimer(),
-        engine.Speedometer(2),
-        engine.Evaluator(),
-        engine.Checkpointer(True, frequency),
+        h.EpochTimer(),
+        h.Speedometer(2),
+        h.Evaluator(),
+        h.Checkpointer(True, frequency),
     ]
     if early:
-        out.append(engine.EarlyStopping(*early))
-    return out + [engine.Eta()]
+        out.append(h.EarlyStopping(*early))
+    return out + [h.Eta()]
 
 
 def params(tmp):
@@ -93,7 +94,7 @@ def test_keeps_only_the_best_epoch(tmp_path):
     state = engine.fit(task, hooks(), epochs=5)
     assert params(tmp_path) == ["m-0004.params"]
     assert (state.best_score, state.best_epoch, state.saved_epoch) == (0.6, 4, 4)
-    assert ("batch", 0, 2) in task.reporter.lines and ("train", 0, 12) in task.reporter.lines
+    assert ("batch", 0, 2) in task.log.lines and ("train", 0, 12) in task.log.lines
 
 
 def test_checkpoint_frequency_keeps_every_nth(tmp_path):

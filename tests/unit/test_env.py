@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from sagemaker_cv.env import parse_input_data_config, parse_resource_config
-from sagemaker_cv.errors import ClientError
+from sagemaker_cv.contract.config import parse_input_data_config, parse_resource_config
+from sagemaker_cv.contract.errors import ClientError
 
 
 def test_resource_config_full_and_minimal():

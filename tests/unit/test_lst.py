@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sagemaker_cv.data.lst import check_relative_path, parse_lst
+from sagemaker_cv.inputs.lst import check_relative_path, parse_lst
 
 
 def test_single_and_multi_label_lines():

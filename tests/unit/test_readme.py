@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sagemaker_cv.docs import render_tables
+from sagemaker_cv.tools.docs import render_tables
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from sagemaker_cv.errors import ClientError
-from sagemaker_cv.schema import Context, get_schema
+from sagemaker_cv import algorithms
+from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.schema import Context
 from sagemaker_cv.schema.base import BOOLEAN, FLOAT, INTEGER, STRING
 
-ALGORITHMS = ("image-classification", "object-detection", "semantic-segmentation")
+ALGORITHMS = algorithms.NAMES
 REQUIRED = {"num_classes": 5, "num_training_samples": 100}
 # Values that make the cross-field rules pass for the probe of one key.
 CONTEXT = Context(num_gpus=1, num_hosts=2)
@@ -70,12 +71,14 @@ def base_values(algorithm, name):
     return hp
 
 
-CASES = [(alg, p.name) for alg in ALGORITHMS for p in get_schema(alg).params if p.kind is not STRING]
+CASES = [
+    (alg, p.name) for alg in ALGORITHMS for p in algorithms.get(alg).schema.params if p.kind is not STRING
+]
 
 
 @pytest.mark.parametrize("algorithm,name", CASES)
 def test_bounds_in_every_encoding(algorithm, name):
-    schema = get_schema(algorithm)
+    schema = algorithms.get(algorithm).schema
     param = schema.by_name[name]
     good, bad = probes(param)
     assert good or bad, f"{name} has no probes"
@@ -93,7 +96,7 @@ def test_bounds_in_every_encoding(algorithm, name):
 
 
 def test_string_parameters():
-    ic = get_schema("image-classification")
+    ic = algorithms.get("image-classification").schema
     hp, _ = ic.validate(
         {**REQUIRED, "image_shape": '"1, 28, 28"', "lr_scheduler_step": "10, 20", "epochs": "30"}
     )
@@ -104,26 +107,26 @@ def test_string_parameters():
     for bad in ("20, 10", "0", "x"):
         with pytest.raises(ClientError, match="lr_scheduler_step="):
             ic.validate({**REQUIRED, "lr_scheduler_step": bad})
-    od = get_schema("object-detection")
+    od = algorithms.get("object-detection").schema
     assert od.validate({**REQUIRED, "freeze_layer_pattern": "^(conv1_|conv2_).*"})[0].freeze_layer_pattern
     with pytest.raises(ClientError, match="freeze_layer_pattern="):
         od.validate({**REQUIRED, "freeze_layer_pattern": "(unclosed"})
 
 
 def test_defaults_follow_the_newer_documentation():
-    hp, _ = get_schema("image-classification").validate(REQUIRED)
+    hp, _ = algorithms.get("image-classification").schema.validate(REQUIRED)
     assert hp.momentum == 0.9 and hp.num_layers == 152 and hp.mini_batch_size == 32 and hp.epochs == 30
     assert hp.early_stopping is False and hp.early_stopping_patience == 5
-    od, _ = get_schema("object-detection").validate(REQUIRED)
+    od, _ = algorithms.get("object-detection").schema.validate(REQUIRED)
     assert od.use_pretrained_model is True and od.image_shape == 300 and od.label_width == 350
-    ss, _ = get_schema("semantic-segmentation").validate(REQUIRED)
+    ss, _ = algorithms.get("semantic-segmentation").schema.validate(REQUIRED)
     assert (ss.crop_size, ss.base_size, ss.epochs, ss.mini_batch_size) == (480, 520, 30, 4)
     assert ss.lr_scheduler == "poly" and ss.syncbn is False
 
 
 def test_required_and_unknown_keys_are_all_reported():
     with pytest.raises(ClientError) as info:
-        get_schema("image-classification").validate({"epoch": "3", "learning_rate": "2"})
+        algorithms.get("image-classification").schema.validate({"epoch": "3", "learning_rate": "2"})
     text = info.value.reason()
     assert "unknown hyperparameter 'epoch' (did you mean 'epochs'?)" in text
     assert "learning_rate='2': expected a float in [0, 1]" in text
@@ -132,14 +135,14 @@ def test_required_and_unknown_keys_are_all_reported():
 
 
 def test_tooling_keys_are_ignored():
-    hp, _ = get_schema("image-classification").validate(
+    hp, _ = algorithms.get("image-classification").schema.validate(
         {**REQUIRED, "_tuning_objective_metric": "validation:accuracy", "sagemaker_estimator_module": '"x"'}
     )
     assert "_tuning_objective_metric" not in hp
 
 
 def test_empty_string_means_default():
-    hp, _ = get_schema("object-detection").validate(
+    hp, _ = algorithms.get("object-detection").schema.validate(
         {**REQUIRED, "lr_scheduler_step": "", "freeze_layer_pattern": ""}
     )
     assert hp.lr_scheduler_step is None and hp.freeze_layer_pattern is None
@@ -163,19 +166,19 @@ def test_empty_string_means_default():
 )
 def test_cross_field_rules(extra, fragment):
     with pytest.raises(ClientError) as info:
-        get_schema("image-classification").validate({**REQUIRED, **extra}, Context(num_gpus=0))
+        algorithms.get("image-classification").schema.validate({**REQUIRED, **extra}, Context(num_gpus=0))
     assert fragment in info.value.reason()
 
 
 def test_resize_required_for_image_content():
     ctx = Context(content_types={"train": "application/x-image", "train_lst": "application/x-image"})
     with pytest.raises(ClientError, match="resize: required with image content types"):
-        get_schema("image-classification").validate(REQUIRED, ctx)
-    get_schema("image-classification").validate({**REQUIRED, "resize": "256"}, ctx)
+        algorithms.get("image-classification").schema.validate(REQUIRED, ctx)
+    algorithms.get("image-classification").schema.validate({**REQUIRED, "resize": "256"}, ctx)
 
 
 def test_float16_is_fine_with_a_gpu_and_kv_store_warns_on_one_host():
-    hp, warnings = get_schema("image-classification").validate(
+    hp, warnings = algorithms.get("image-classification").schema.validate(
         {**REQUIRED, "precision_dtype": "float16", "kv_store": "dist_sync"}, Context(num_gpus=1, num_hosts=1)
     )
     assert hp.precision_dtype == "float16"
@@ -184,17 +187,17 @@ def test_float16_is_fine_with_a_gpu_and_kv_store_warns_on_one_host():
 
 def test_segmentation_step_schedule_needs_steps():
     with pytest.raises(ClientError, match="lr_scheduler_step: required with lr_scheduler=step"):
-        get_schema("semantic-segmentation").validate({**REQUIRED, "lr_scheduler": "step"})
+        algorithms.get("semantic-segmentation").schema.validate({**REQUIRED, "lr_scheduler": "step"})
 
 
 def test_early_stopping_needs_validation_channel():
     ctx = Context(content_types={"train": "application/x-recordio"})
     with pytest.raises(ClientError, match="needs a validation channel"):
-        get_schema("image-classification").validate({**REQUIRED, "early_stopping": "True"}, ctx)
+        algorithms.get("image-classification").schema.validate({**REQUIRED, "early_stopping": "True"}, ctx)
 
 
 def test_final_configuration_spells_values_like_the_builtin():
-    schema = get_schema("image-classification")
+    schema = algorithms.get("image-classification").schema
     hp, _ = schema.validate({**REQUIRED, "multi_label": "True", "lr_scheduler_step": "1,2"})
     final = schema.final_configuration(hp)
     assert final["multi_label"] == 1 and final["lr_scheduler_step"] == "1,2" and "top_k" not in final

@@ -5,12 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sagemaker_cv.errors import ClientError
-from sagemaker_cv.schema import Context, get_schema
+from sagemaker_cv import algorithms
+from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.schema import Context
 
-ALGORITHMS = ("image-classification", "object-detection", "semantic-segmentation")
+ALGORITHMS = algorithms.NAMES
 NAMES = sorted(
-    {p.name for a in ALGORITHMS for p in get_schema(a).params} | {"_tuning_objective_metric", "sagemaker_x"}
+    {p.name for a in ALGORITHMS for p in algorithms.get(a).schema.params}
+    | {"_tuning_objective_metric", "sagemaker_x"}
 )
 
 json_scalars = st.one_of(
@@ -38,7 +40,7 @@ documents = st.one_of(
 @settings(max_examples=400, deadline=None)
 @given(algorithm=st.sampled_from(ALGORITHMS), raw=documents, gpus=st.integers(0, 2), hosts=st.integers(1, 3))
 def test_parser_yields_values_or_client_error(algorithm, raw, gpus, hosts):
-    schema = get_schema(algorithm)
+    schema = algorithms.get(algorithm).schema
     try:
         hp, warnings = schema.validate(raw, Context(num_gpus=gpus, num_hosts=hosts))
     except ClientError as exc:
@@ -58,7 +60,7 @@ def test_parser_yields_values_or_client_error(algorithm, raw, gpus, hosts):
     )
 )
 def test_resource_config_parser_yields_config_or_client_error(raw):
-    from sagemaker_cv.env import parse_resource_config
+    from sagemaker_cv.contract.config import parse_resource_config
 
     try:
         rc = parse_resource_config(raw)
@@ -84,7 +86,7 @@ def test_resource_config_parser_yields_config_or_client_error(raw):
     )
 )
 def test_input_data_config_parser_yields_channels_or_client_error(raw):
-    from sagemaker_cv.env import parse_input_data_config
+    from sagemaker_cv.contract.config import parse_input_data_config
 
     try:
         channels = parse_input_data_config(raw)

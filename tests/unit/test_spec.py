@@ -17,12 +17,12 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from sagemaker_cv import ALGORITHMS
+from sagemaker_cv import algorithms
 from sagemaker_cv.cli import main
-from sagemaker_cv.metrics import metric_definitions, objective_metrics
-from sagemaker_cv.schema import get_schema
 from sagemaker_cv.schema.base import BOOLEAN, Invalid
-from sagemaker_cv.spec import algorithm_spec
+from sagemaker_cv.tools.spec import algorithm_spec, metric_definitions, objective_metrics
+
+ALGORITHMS = algorithms.NAMES
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-cv:image-classification"
 CHANNELS = {
@@ -153,7 +153,7 @@ def test_cpu_flavor_spec_is_valid_and_lists_cpu_instances(algorithm, input_shape
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_hyperparameters_match_the_schema(algorithm):
-    schema = get_schema(algorithm)
+    schema = algorithms.get(algorithm).schema
     specs = {
         h["Name"]: h
         for h in algorithm_spec(algorithm, IMAGE)["TrainingSpecification"]["SupportedHyperParameters"]
@@ -202,7 +202,7 @@ def test_hyperparameters_match_the_schema(algorithm):
 def test_open_bounds_become_the_nearest_valid_value():
     # Object detection's learning_rate is in (0, 1): 0 itself is invalid, so the advertised
     # minimum must be the smallest positive float, which the container accepts.
-    schema = get_schema("object-detection")
+    schema = algorithms.get("object-detection").schema
     open_params = [p for p in schema.params if p.low_open and p.kind.sagemaker_type == "Continuous"]
     assert open_params, "expected an open-bounded continuous parameter in the object-detection schema"
     specs = {
@@ -224,10 +224,10 @@ def test_open_bounds_become_the_nearest_valid_value():
 def test_metrics_and_channels(algorithm):
     ts = algorithm_spec(algorithm, IMAGE)["TrainingSpecification"]
     assert ts["TrainingImage"] == IMAGE
-    assert ts["MetricDefinitions"] == metric_definitions(algorithm)
+    assert ts["MetricDefinitions"] == metric_definitions(algorithms.get(algorithm))
     names = {m["Name"] for m in ts["MetricDefinitions"]}
     objectives = ts["SupportedTuningJobObjectiveMetrics"]
-    assert objectives == objective_metrics(algorithm)
+    assert objectives == objective_metrics(algorithms.get(algorithm))
     assert objectives and all(o["MetricName"] in names for o in objectives)
     for m in ts["MetricDefinitions"]:
         re.compile(m["Regex"])

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagemaker_cv.errors import ClientError
+from sagemaker_cv.contract.errors import ClientError
 
 # Keys SageMaker tooling injects; the built-ins accept them silently.
 IGNORED_KEYS = ("_tuning_objective_metric",)
@@ -116,6 +116,19 @@ class Param:
     # Extra checks/transforms on the parsed value (e.g. "10, 20" -> (10, 20)); raise Invalid.
     convert: Callable[[Any], Any] | None = None
     valid_text: str | None = None  # overrides the generated "valid values" text
+    # The optimizers this value is passed to, and the MXNet argument it becomes there
+    # ({"sgd": "momentum"}); the others ignore it. The documentation says so from this field, so the
+    # optimizer adapter and the docs cannot disagree.
+    optimizers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        """The doc as the README and the spec show it."""
+        if not self.optimizers:
+            return self.doc
+        names = list(self.optimizers)
+        used_by = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return f"{self.doc} Used by {used_by}; ignored by other optimizers."
 
     def valid_values(self) -> str:
         if self.valid_text:
@@ -246,6 +259,8 @@ class Schema:
     algorithm: str
     params: tuple[Param, ...]
     rules: tuple[Rule, ...] = ()
+    # Fixed MXNet arguments per optimizer that no hyperparameter sets (e.g. centered rmsprop).
+    optimizer_constants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self):
         names = [p.name for p in self.params]
@@ -306,6 +321,17 @@ class Schema:
             raise ClientError(problems)
         return HyperParameters(values), warnings
 
+    def optimizer_kwargs(self, hp: Mapping[str, Any]) -> dict[str, Any]:
+        """MXNet arguments for the chosen optimizer: the learning rate and exactly the
+        hyperparameters documented for that optimizer (their `optimizers` field)."""
+        name = hp["optimizer"]
+        kwargs: dict[str, Any] = {"learning_rate": hp["learning_rate"]}
+        for param in self.params:
+            if name in param.optimizers and hp.get(param.name) is not None:
+                kwargs[param.optimizers[name]] = hp[param.name]
+        kwargs.update(self.optimizer_constants.get(name, {}))
+        return kwargs
+
     def final_configuration(self, hp: HyperParameters) -> dict[str, Any]:
         """What the built-ins print as `Final configuration`: set values, spelled as they spell them."""
         out = {}
@@ -334,7 +360,7 @@ class Schema:
                     p.valid_values().replace("|", "\\|"),
                     f"`{p.default_text()}`" if p.default is not None else "",
                     "yes" if p.tunable else "no",
-                    p.doc.replace("|", "\\|"),
+                    p.description.replace("|", "\\|"),
                 )
             )
         return "\n".join(rows) + "\n"

@@ -1,0 +1,18 @@
+"""Image classification: ResNet on RecordIO or images + .lst, as SageMaker's built-in."""
+
+from sagemaker_cv.algorithms.classification import loglines
+from sagemaker_cv.algorithms.classification.channels import CHANNELS
+from sagemaker_cv.algorithms.classification.schema import SCHEMA
+from sagemaker_cv.algorithms.record import Algorithm
+
+ALGORITHM = Algorithm(
+    name="image-classification",
+    description="Image classification (ResNet, MXNet + GluonCV), compatible with SageMaker's built-in "
+    "image-classification algorithm: same hyperparameters, channels, log lines and model artifacts.",
+    schema=SCHEMA,
+    channels=CHANNELS,
+    metric_definitions=loglines.METRIC_DEFINITIONS,
+    objectives=loglines.OBJECTIVES,
+    distributed=True,
+    task="sagemaker_cv.algorithms.classification.task:ClassificationTask",
+)

@@ -1,0 +1,17 @@
+"""Object detection: SSD with a VGG-16 or ResNet-50 base, as SageMaker's built-in."""
+
+from sagemaker_cv.algorithms.detection import loglines
+from sagemaker_cv.algorithms.detection.channels import CHANNELS
+from sagemaker_cv.algorithms.detection.schema import SCHEMA
+from sagemaker_cv.algorithms.record import Algorithm
+
+ALGORITHM = Algorithm(
+    name="object-detection",
+    description="Object detection (SSD with VGG-16 or ResNet-50, MXNet + GluonCV), compatible with "
+    "SageMaker's built-in object-detection algorithm.",
+    schema=SCHEMA,
+    channels=CHANNELS,
+    metric_definitions=loglines.METRIC_DEFINITIONS,
+    objectives=loglines.OBJECTIVES,
+    distributed=True,
+)

@@ -1,0 +1,56 @@
+"""What the CLI, the spec, the docs and the data readers need to know about one algorithm.
+
+Framework-free: building the registry imports no MXNet; the Task is imported only to train.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.schema.base import Schema
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One input channel as the algorithm specification advertises it and the readers accept it."""
+
+    name: str
+    required: bool
+    content_types: tuple[str, ...]
+    description: str
+    input_modes: tuple[str, ...] = ("File",)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str  # as SageMaker names the built-in: "image-classification"
+    description: str  # the CreateAlgorithm description
+    schema: Schema
+    channels: tuple[ChannelSpec, ...]
+    #: SageMaker MetricDefinitions for the algorithm's log lines: (name, regex)
+    metric_definitions: tuple[tuple[str, str], ...]
+    #: metrics a tuning job may maximise
+    objectives: tuple[str, ...]
+    #: trains on several hosts (SupportsDistributedTraining)
+    distributed: bool
+    #: "module:Class" of its Task; None while the algorithm cannot train in this version
+    task: str | None = None
+
+    def channel(self, name: str) -> ChannelSpec | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.channels)
+
+    def task_class(self) -> type:
+        if self.task is None:
+            # Called after the config files and hyperparameters were validated, so say that they passed.
+            raise ClientError(
+                f"algorithm {self.name!r}: training is not available in this version of the image; "
+                "the hyperparameters and config files are valid"
+            )
+        module, _, cls = self.task.partition(":")
+        return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,78 @@
+"""Everything a training job is told, read once at the edge and validated as a whole."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sagemaker_cv import algorithms
+from sagemaker_cv.contract import config as env
+from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.contract.paths import MLPaths
+from sagemaker_cv.schema import Context, HyperParameters
+
+
+@dataclass(frozen=True)
+class Job:
+    algorithm: str
+    paths: MLPaths
+    hyperparameters: HyperParameters
+    resource: env.ResourceConfig
+    channels: dict[str, env.Channel]
+    num_gpus: int = 0
+    warnings: tuple[str, ...] = field(default=())
+    raw_hyperparameters: dict = field(default_factory=dict)
+
+
+def load_job(paths: MLPaths, algorithm: str, num_gpus: int) -> Job:
+    """Read and validate the config files; every problem found goes into one ClientError."""
+    schema = algorithms.get(algorithm).schema
+    problems: list[str] = []
+
+    def collect(loader):
+        """Run one loader; its ClientError problems join the others instead of stopping here."""
+        try:
+            return loader()
+        except ClientError as exc:
+            problems.extend(exc.problems)
+            return None
+
+    raw_hp = collect(lambda: env.load_json(paths.hyperparameters, required=False, default={}))
+    resource = collect(
+        lambda: env.parse_resource_config(env.load_json(paths.resource_config, required=False))
+    )
+    channels = collect(
+        lambda: env.parse_input_data_config(env.load_json(paths.input_data_config, required=False))
+    )
+    if channels is not None and not channels:
+        channels = _channels_from_directories(paths)
+    hp = None
+    warnings: list[str] = []
+    if raw_hp is not None:
+        context = Context(
+            num_gpus=num_gpus,
+            num_hosts=resource.num_hosts if resource else 1,
+            content_types={c.name: c.content_type for c in (channels or {}).values()},
+        )
+        try:
+            hp, warnings = schema.validate(raw_hp, context)
+        except ClientError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ClientError(problems)
+    return Job(
+        algorithm=algorithm,
+        paths=paths,
+        hyperparameters=hp,
+        resource=resource,
+        channels=channels,
+        num_gpus=num_gpus,
+        warnings=tuple(warnings),
+        raw_hyperparameters=dict(raw_hp),
+    )
+
+
+def _channels_from_directories(paths: MLPaths) -> dict[str, env.Channel]:
+    """No inputdataconfig.json (a hand-made local tree): every directory under input/data is a channel."""
+    if not paths.data_dir.is_dir():
+        return {}
+    return {d.name: env.Channel(name=d.name) for d in sorted(paths.data_dir.iterdir()) if d.is_dir()}

@@ -1,0 +1,76 @@
+"""The one place that decides where training runs: contexts, kvstore, rank and worker count.
+
+`plan_devices` is pure; `probe_gpus` and `contexts` touch MXNet. Setting
+SAGEMAKER_CV_CPU_DEVICES=N runs N CPU contexts, so the split-and-load and gradient aggregation
+paths of multi-GPU training are exercised on machines without GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+CPU_DEVICES_ENV = "SAGEMAKER_CV_CPU_DEVICES"
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    kind: str  # "gpu" | "cpu"
+    count: int  # devices on this host
+    kvstore: str | None  # None: a single device needs no store
+    num_workers: int = 1  # hosts taking part (one worker each)
+    rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.num_workers > 1
+
+    def per_device_batch(self, batch_size: int) -> list[int]:
+        """How a host's batch is split: as even as possible, the first devices taking the remainder."""
+        base, extra = divmod(batch_size, self.count)
+        return [base + (1 if i < extra else 0) for i in range(self.count)]
+
+
+def kvstore_name(num_hosts: int, num_devices: int, kind: str, requested: str | None) -> str | None:
+    if num_hosts > 1:
+        return requested or "dist_sync"
+    if num_devices > 1:
+        return "device" if kind == "gpu" else "local"
+    return None
+
+
+def plan_devices(
+    num_gpus: int, *, cpu_devices: int = 1, num_hosts: int = 1, rank: int = 0, kv_store: str | None = None
+) -> DevicePlan:
+    kind, count = ("gpu", num_gpus) if num_gpus > 0 else ("cpu", max(1, cpu_devices))
+    return DevicePlan(kind, count, kvstore_name(num_hosts, count, kind, kv_store), num_hosts, rank)
+
+
+def cpu_devices_from_env(environ: dict | None = None) -> int:
+    from sagemaker_cv.contract.errors import ClientError
+
+    value = (environ if environ is not None else os.environ).get(CPU_DEVICES_ENV, "1")
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ClientError(f"{CPU_DEVICES_ENV}={value!r}: expected a positive integer")
+    return count
+
+
+def probe_gpus() -> int:
+    """GPUs MXNet can see (CUDA_VISIBLE_DEVICES applies); 0 with the CPU build or no driver."""
+    import mxnet as mx
+
+    try:
+        return mx.context.num_gpus()
+    except Exception:  # noqa: BLE001 - the GPU build raises when no driver is present
+        return 0
+
+
+def contexts(plan: DevicePlan) -> list:
+    import mxnet as mx
+
+    make = mx.gpu if plan.kind == "gpu" else (lambda i: mx.cpu(i))
+    return [make(i) for i in range(plan.count)]

@@ -1,0 +1,57 @@
+"""Writing and copying parameters: the only module that reaches into Gluon's private parameter API.
+
+`_collect_params_with_prefix` names parameters by their place in the block tree (`backbone.conv0.weight`)
+rather than by the global name counter (`resnetv10_conv0_weight`), so two instances of one structure
+(the float16 training network and its float32 export twin) line up name for name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mxnet as mx
+from mxnet.gluon import HybridBlock
+
+
+def structural_params(block: HybridBlock) -> dict:
+    """Parameters keyed by their place in the block tree (stable across instances)."""
+    return block._collect_params_with_prefix()
+
+
+def initialize_missing(block: HybridBlock, init, ctx) -> None:
+    """Initialise the parameters that hold no value yet (loaded ones are kept)."""
+    for param in block.collect_params().values():
+        if param._data is None:
+            param.initialize(ctx=ctx, default_init=init)
+
+
+def copy_params(source: HybridBlock, target: HybridBlock, ctx, dtype: str = "float32") -> None:
+    """Copy every parameter of `source` (read on `ctx`) into the same-structured `target`."""
+    values = structural_params(source)
+    for key, param in structural_params(target).items():
+        param.set_data(values[key].data(ctx).astype(dtype).as_in_context(param.list_ctx()[0]))
+
+
+def materialize(net: HybridBlock, input_shape: tuple[int, ...], ctx) -> None:
+    """Give every parameter its shape and value now (Gluon defers that to the first forward pass),
+    so the model can be saved before a batch has run. One float32 forward in inference mode: before
+    any float16 cast, which CPUs could not run."""
+    net(mx.nd.zeros((1, *input_shape), ctx=ctx))
+
+
+def export_symbol_params(block: HybridBlock, prefix: Path, epoch: int, ctx) -> tuple[Path, Path]:
+    """Write `prefix-symbol.json` and `prefix-%04d.params` (float32, input named `data`), loadable
+    with mx.mod.Module and gluon.SymbolBlock.imports."""
+    sym = block(mx.sym.var("data"))
+    params = block.collect_params()
+    save = {}
+    for name in sym.list_arguments():
+        if name != "data":
+            save["arg:" + name] = params[name].data(ctx).astype("float32").as_in_context(mx.cpu())
+    for name in sym.list_auxiliary_states():
+        save["aux:" + name] = params[name].data(ctx).astype("float32").as_in_context(mx.cpu())
+    sym_path = Path(f"{prefix}-symbol.json")
+    params_path = Path(f"{prefix}-{epoch:04d}.params")
+    sym.save(str(sym_path))
+    mx.nd.save(str(params_path), save)
+    return sym_path, params_path

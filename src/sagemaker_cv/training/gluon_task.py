@@ -1,0 +1,233 @@
+"""What every Gluon algorithm shares, written once because the distributed rules in it are the
+easiest to get subtly wrong:
+
+* the devices of the host, and a batch split across them by the plan's documented rule;
+* the same number of batches per epoch on every worker (dist_sync waits for all of them);
+* the Trainer, with the learning-rate schedule inside the optimizer (a distributed kvstore ignores
+  Trainer.set_learning_rate) and the optimizer's arguments from the algorithm's schema;
+* gradients normalised by the global batch (the kvstore sums over workers);
+* FullyReplicated data split by rank, ShardedByS3Key data read whole;
+* validation only on the first worker (the primary host, which alone writes the model);
+* float16 training with float32 master weights, exported through a float32 twin;
+* metric sums that stay on the devices (`Tally`);
+* weights and optimizer states that a restarted job can load.
+
+A Task extends it with what is its own: network, data, loss, metrics, evaluation and export.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import mxnet as mx
+from mxnet import autograd, gluon
+from mxnet.gluon import HybridBlock
+
+from sagemaker_cv import algorithms
+from sagemaker_cv.contract.job import Job
+from sagemaker_cv.distributed.plan import data_shard
+from sagemaker_cv.training.devices import DevicePlan, contexts
+from sagemaker_cv.training.export import copy_params, materialize
+from sagemaker_cv.training.optim import optimizer_params, step_schedule, steps_per_epoch
+from sagemaker_cv.training.tally import Tally
+from sagemaker_cv.training.task import Metrics, Prepared, Task
+
+LOG_INTERVAL_ENV = "SAGEMAKER_CV_LOG_INTERVAL"
+
+
+def equal_batches(make_pass: Callable[[], Iterable], steps: int) -> Iterator[Any]:
+    """Exactly `steps` batches, starting a new pass over the data whenever one runs out: every
+    worker of a dist_sync job must run the same number of steps, whatever its share of the data."""
+    produced = 0
+    while produced < steps:
+        got = 0
+        for batch in make_pass():
+            yield batch
+            produced += 1
+            got += 1
+            if produced == steps:
+                return
+        if not got:
+            raise RuntimeError("the training data yields no batches")
+
+
+class GluonTask(Task):
+    def __init__(self, job: Job, plan: DevicePlan, scratch: Path):
+        self.job, self.plan, self.scratch = job, plan, scratch
+        self.hp = job.hyperparameters
+        self.schema = algorithms.get(job.algorithm).schema
+        self.log_interval = int(os.environ.get(LOG_INTERVAL_ENV, "20"))
+        self.dtype = "float16" if self.hp.get("precision_dtype") == "float16" else "float32"
+        self.tally = Tally()
+        self.notes: tuple[str, ...] = ()
+
+    # ---- what a task provides -----------------------------------------------------------------
+
+    @abstractmethod
+    def build_network(self, pretrained: bool, ctx: list) -> HybridBlock:
+        """The training network with every parameter initialised (loaded or fresh) on `ctx`."""
+
+    @abstractmethod
+    def input_shape(self) -> tuple[int, ...]:
+        """(channels, height, width) of one training sample."""
+
+    @abstractmethod
+    def setup_data(self, prepared: Prepared) -> tuple[Callable[[], Iterable], int]:
+        """Build the iterators (validation ones only when `self.validates`), the loss and the
+        metric names. Returns a function that starts one pass over this worker's training data
+        and the number of usable training samples in the whole channel."""
+
+    @abstractmethod
+    def device_parts(self, batch: Any) -> list[tuple]:
+        """The batch as one tuple of arrays per device (usually `self.split(...)`)."""
+
+    @abstractmethod
+    def forward(self, parts: list[tuple]) -> tuple[list, Any]:
+        """Inside autograd.record: one loss array per device, and what `score` needs."""
+
+    @abstractmethod
+    def score(self, parts: list[tuple], outputs: Any, losses: list) -> None:
+        """Add this batch's training metrics to `self.tally` (device arrays, no waiting)."""
+
+    @abstractmethod
+    def validate(self) -> Metrics | None:
+        """Validation metrics on this (primary) worker, or None without validation data."""
+
+    #: names of the training metrics, in log order
+    metric_names: list[str]
+
+    def batch_samples(self, batch: Any) -> int:
+        """Samples in one host batch."""
+        return batch.data[0].shape[0]
+
+    def gradient_denominator(self, samples: int) -> float:
+        """What this worker's summed gradient is divided by. Losses summed per sample: the batch.
+        (A loss already normalised over the batch, like SSD's, returns 1.)"""
+        return samples
+
+    def lr_schedule(self, iters_per_epoch: int):
+        """The learning-rate schedule inside the optimizer; by default the built-ins' step decay."""
+        return step_schedule(
+            self.hp.learning_rate,
+            self.hp.get("lr_scheduler_step") or (),
+            self.hp.get("lr_scheduler_factor", 0.1),
+            iters_per_epoch,
+        )
+
+    def trainable_parameters(self) -> gluon.ParameterDict:
+        return self.net.collect_params()
+
+    # ---- shared ---------------------------------------------------------------------------------
+
+    @property
+    def validates(self) -> bool:
+        """Only the first worker validates: it is on the primary host, which writes the model."""
+        return self.plan.rank == 0
+
+    def setup(self, prepared: Prepared) -> None:
+        hp = self.hp
+        self.ctx = contexts(self.plan)
+        self.notes = prepared.notes
+        self.net = self.build_network(bool(hp.get("use_pretrained_model")), self.ctx)
+        materialize(self.net, self.input_shape(), self.ctx[0])
+        self.twin = None  # the float32 copy that float16 training exports through
+        if self.dtype == "float16":
+            self.net.cast("float16")
+            self.twin = self.build_network(False, [mx.cpu()])
+            materialize(self.twin, self.input_shape(), mx.cpu())
+        self.net.hybridize(static_alloc=True, static_shape=True)
+
+        self.iters_per_epoch = steps_per_epoch(
+            hp.num_training_samples, hp.mini_batch_size, self.plan.num_workers
+        )
+        self.trainer = gluon.Trainer(
+            self.trainable_parameters(),
+            hp.optimizer,
+            optimizer_params(
+                self.schema,
+                hp,
+                lr_scheduler=self.lr_schedule(self.iters_per_epoch),
+                multi_precision=self.dtype == "float16",
+            ),
+            kvstore=self.plan.kvstore,
+        )
+        self.train_pass, count = self.setup_data(prepared)
+        parts, _ = self.shard("train")
+        # A host's ShardedByS3Key part has its own size, so the count every worker agrees on is
+        # then the documented total; a FullyReplicated channel holds all of it on every host.
+        total = count if parts == self.plan.num_workers else hp.num_training_samples
+        self.steps = steps_per_epoch(total, hp.mini_batch_size, self.plan.num_workers)
+
+    def shard(self, channel: str) -> tuple[int, int]:
+        """(num_parts, part_index) of a channel's data that this worker reads."""
+        return data_shard(self.job.channels[channel].distribution, self.plan.num_workers, self.plan.rank)
+
+    def split(self, *arrays) -> list[tuple]:
+        """One tuple of slices per device, sized by the plan's documented rule (the first devices
+        take the remainder; gluon's uneven split would give it all to the last)."""
+        sizes = self.plan.per_device_batch(arrays[0].shape[0])
+        bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        return [
+            tuple(a[lo:hi].as_in_context(ctx) for a in arrays)
+            for lo, hi, ctx in zip(bounds, bounds[1:], self.ctx)
+            if hi > lo
+        ]
+
+    def cast_input(self, x):
+        return x.astype("float16") if self.dtype == "float16" else x
+
+    def as_float32(self, y):
+        return y.astype("float32") if self.dtype == "float16" else y
+
+    def batches(self, epoch: int) -> Iterator[Any]:
+        return equal_batches(self.train_pass, self.steps)
+
+    def train_step(self, batch: Any) -> int:
+        parts = self.device_parts(batch)
+        with autograd.record():
+            losses, outputs = self.forward(parts)
+        autograd.backward(losses)
+        samples = self.batch_samples(batch)
+        # Gradients are summed over devices (and over workers by the kvstore): normalise by the global batch.
+        self.trainer.step(self.gradient_denominator(samples) * self.plan.num_workers)
+        self.score(parts, outputs, losses)
+        return samples
+
+    def running_metrics(self) -> Metrics:
+        return self.tally.since_mark(self.metric_names)
+
+    def train_metrics(self) -> Metrics:
+        values = self.tally.values([*self.metric_names, "loss"])
+        self.tally.reset()
+        return values
+
+    def evaluate(self) -> Metrics | None:
+        return self.validate() if self.validates else None
+
+    def epoch_notes(self) -> list[str]:
+        return list(self.notes)
+
+    def export_source(self) -> tuple[HybridBlock, Any]:
+        """The float32 network to export, with this step's weights, and the context to read them on."""
+        if self.twin is None:
+            return self.net, self.ctx[0]
+        copy_params(self.net, self.twin, self.ctx[0])
+        return self.twin, mx.cpu()
+
+    # ---- state for a restarted job --------------------------------------------------------------
+
+    def save_state(self, directory: Path) -> list[Path]:
+        """Weights and optimizer states (with the update count that drives the schedule)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        weights, states = directory / "weights.params", directory / "optimizer.states"
+        self.net.save_parameters(str(weights))
+        self.trainer.save_states(str(states))
+        return [weights, states]
+
+    def load_state(self, directory: Path) -> None:
+        self.net.load_parameters(str(directory / "weights.params"), ctx=self.ctx, cast_dtype=True)
+        self.trainer.load_states(str(directory / "optimizer.states"))
