@@ -140,3 +140,32 @@ def test_an_exception_does_not_write_a_model(tmp_path):
     except RuntimeError:
         pass
     assert params(tmp_path) == []
+
+
+def test_state_and_hook_state_resume_where_an_interrupted_run_ended(tmp_path):
+    """Two epochs, then a fresh loop resumed from the saved state: the same best model, early
+    stopping counters and epoch numbers as one uninterrupted run."""
+    scores = [0.5, 0.6, 0.6, 0.61, 0.62, 0.9]
+    whole_dir, split_dir = tmp_path / "whole", tmp_path / "split"
+    whole_dir.mkdir()
+    split_dir.mkdir()
+    whole = engine.fit(ToyTask(whole_dir, scores), hooks(early=(2, 2, 0.05)), epochs=6)
+
+    first_hooks = hooks(early=(2, 2, 0.05))
+    first = engine.fit(ToyTask(split_dir, scores[:2]), first_hooks, epochs=2)
+    saved = {"state": first.state_dict(), "hooks": [h.state_dict() for h in first_hooks]}
+    assert saved["state"]["epoch"] == 1 and saved["hooks"][4] == {"best": 0.6, "stale": 0}
+
+    second_hooks = hooks(early=(2, 2, 0.05))
+    for hook, state in zip(second_hooks, saved["hooks"]):
+        hook.load_state_dict(state)
+    task = ToyTask(split_dir, scores[2:])
+    second = engine.fit(task, second_hooks, epochs=6, resume=saved["state"])
+    assert task.trained == 2 * 3  # epochs 2 and 3 only
+    assert (second.epoch, second.best_score, second.best_epoch) == (
+        whole.epoch,
+        whole.best_score,
+        whole.best_epoch,
+    )
+    assert second.stop_reason == whole.stop_reason
+    assert params(split_dir) == params(whole_dir) == ["m-0004.params"]

@@ -201,3 +201,15 @@ def test_final_configuration_spells_values_like_the_builtin():
     hp, _ = schema.validate({**REQUIRED, "multi_label": "True", "lr_scheduler_step": "1,2"})
     final = schema.final_configuration(hp)
     assert final["multi_label"] == 1 and final["lr_scheduler_step"] == "1,2" and "top_k" not in final
+
+
+def test_ignored_compatibility_keys_are_accepted_and_reported():
+    schema = algorithms.get("image-classification").schema
+    hp, warnings = schema.validate({**REQUIRED, "model_prefix": "my-model"})
+    assert hp.model_prefix == "my-model"
+    assert warnings == [
+        "hyperparameter model_prefix='my-model' is accepted for compatibility with the built-in and ignored"
+    ]
+    assert "no effect" in schema.by_name["model_prefix"].description
+    _, warnings = schema.validate(REQUIRED)
+    assert warnings == []

@@ -120,10 +120,15 @@ class Param:
     # ({"sgd": "momentum"}); the others ignore it. The documentation says so from this field, so the
     # optimizer adapter and the docs cannot disagree.
     optimizers: Mapping[str, str] = field(default_factory=dict)
+    # Accepted because the built-in accepts it (users copy its default-input), but without effect
+    # here; a job that sets it is told so in the log.
+    ignored: bool = False
 
     @property
     def description(self) -> str:
         """The doc as the README and the spec show it."""
+        if self.ignored:
+            return f"{self.doc} Accepted for compatibility with the built-in; it has no effect."
         if not self.optimizers:
             return self.doc
         names = list(self.optimizers)
@@ -308,7 +313,11 @@ class Schema:
                 and not any(p.startswith(param.name + "=") for p in problems)
             ):
                 problems.append(f"missing required hyperparameter {param.name} ({param.valid_values()})")
-        warnings: list[str] = []
+        warnings = [
+            f"hyperparameter {name}={_show(raw[name])} is accepted for compatibility with the built-in and ignored"
+            for name in sorted(provided)
+            if known[name].ignored
+        ]
         if not problems:  # cross-field rules only make sense on well-typed values
             for rule in self.rules:
                 result = rule(values, context)

@@ -154,11 +154,7 @@ PARAMS = (
         bool_words=ZERO_ONE,
     ),
     _float01("weight_decay", "Weight decay.", 0.0001, True, {"sgd": "wd", "nag": "wd"}),
-    Param(
-        "model_prefix",
-        STRING,
-        "Accepted for compatibility with AWS examples that pass it; it has no effect.",
-    ),
+    Param("model_prefix", STRING, "Passed by some AWS examples.", ignored=True),
 )
 
 
