@@ -24,6 +24,7 @@ from sagemaker_cv.contract.config import Channel
 from sagemaker_cv.contract.content_types import IMAGE_TYPES, RECORDIO
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.paths import MLPaths
+from sagemaker_cv.inputs.channels import rec_files, unsupported
 from sagemaker_cv.inputs.lst import parse_lst
 
 KNOWN_CHANNELS = tuple(c.name for c in CHANNELS)
@@ -39,23 +40,7 @@ class Inputs:
 
 def resolve_inputs(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
     """Decide the input format and find the files; every problem in one ClientError."""
-    problems: list[str] = []
-    for name, ch in channels.items():
-        if name == "model":
-            problems.append(
-                "channel 'model': incremental training from a model.tar.gz is not supported by this image; "
-                "remove the channel"
-            )
-        elif name not in KNOWN_CHANNELS:
-            problems.append(
-                f"channel {name!r}: not used by image classification (expected {', '.join(KNOWN_CHANNELS)})"
-            )
-        if ch.input_mode == "Pipe":
-            problems.append(f"channel {name!r}: Pipe input mode is not supported; use File or FastFile")
-        if ch.media_type and ch.media_type not in (RECORDIO, *IMAGE_TYPES):
-            problems.append(
-                f"channel {name!r} ContentType={ch.content_type!r}: expected {RECORDIO} or one of {', '.join(IMAGE_TYPES)}"
-            )
+    problems = unsupported(channels, KNOWN_CHANNELS, (RECORDIO, *IMAGE_TYPES), "image classification")
     if "train" not in channels:
         problems.append("channel 'train' is missing: it holds the training .rec file or images")
     if problems:
@@ -74,14 +59,9 @@ def resolve_inputs(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
     for name in ("train", "validation"):
         if name not in channels:
             continue
-        found = sorted(paths.channel(name).rglob("*.rec")) if paths.channel(name).is_dir() else []
-        if len(found) != 1:
-            problems.append(
-                f"channel {name!r}: expected exactly one .rec file in {paths.channel(name)}, found "
-                + (", ".join(p.name for p in found) if found else "none")
-            )
-        else:
-            files[name] = (found[0],)
+        found = rec_files(name, paths.channel(name), problems)
+        if found:
+            files[name] = found
     if problems:
         raise ClientError(problems)
     return Inputs("recordio", files["train"], files.get("validation", ()), {})
