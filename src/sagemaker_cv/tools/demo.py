@@ -140,14 +140,6 @@ def write_example_tree(
                 extra.unlink()
             work.rmdir()
             channels[split] = {"ContentType": "application/x-recordio"}
-    for spec in channels.values():
-        spec.update(
-            {
-                "TrainingInputMode": "File",
-                "S3DistributionType": "FullyReplicated",
-                "RecordWrapperType": "None",
-            }
-        )
     hp = {
         "num_classes": str(num_classes),
         "num_training_samples": str(per_class * num_classes),
@@ -164,16 +156,30 @@ def write_example_tree(
     if multi_label:
         hp["multi_label"] = "1"
     hp.update(hyperparameters or {})
+    write_config(root, hp, channels)
+    return hp
+
+
+def write_config(root: Path, hyperparameters: dict, channels: dict) -> None:
+    """The config files of a one-host File-mode job (channels: name -> {"ContentType": ...}) and the
+    model and output directories."""
+    for spec in channels.values():
+        spec.update(
+            {
+                "TrainingInputMode": "File",
+                "S3DistributionType": "FullyReplicated",
+                "RecordWrapperType": "None",
+            }
+        )
     config = root / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hp, indent=2))
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
     (config / "inputdataconfig.json").write_text(json.dumps(channels, indent=2))
     (config / "resourceconfig.json").write_text(
         json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
     )
     for sub in ("model", "output/data"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    return hp
 
 
 def main(argv: list[str] | None = None) -> int:
