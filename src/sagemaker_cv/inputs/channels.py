@@ -30,7 +30,7 @@ def unsupported(
                 f"channel {name!r}: RecordWrapperType=RecordIO (an augmented manifest) is not supported by "
                 "this image; give the files themselves"
             )
-        if ch.media_type and ch.media_type not in content_types:
+        if name in known and ch.media_type and ch.media_type not in content_types:
             problems.append(
                 f"channel {name!r} ContentType={ch.content_type!r}: expected one of {', '.join(content_types)}"
             )
