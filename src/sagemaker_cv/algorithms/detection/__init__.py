@@ -14,4 +14,5 @@ ALGORITHM = Algorithm(
     metric_definitions=loglines.METRIC_DEFINITIONS,
     objectives=loglines.OBJECTIVES,
     distributed=True,
+    task="sagemaker_cv.algorithms.detection.task:DetectionTask",
 )

@@ -1,0 +1,262 @@
+"""Object detection: SSD (VGG-16 or ResNet-50 base) on RecordIO or images + JSON, the built-in's
+logs and artifacts.
+
+Training targets are GluonCV's (SSDTargetGenerator: bipartite + IoU >= 0.5 matching, box encoding),
+made for the whole batch at once on the device from the iterator's labels; hard negatives are mined
+in GluonCV's SSDMultiBoxLoss (3 negatives per positive), whose losses are already divided by the
+number of positives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import mxnet as mx
+
+from sagemaker_cv.algorithms.detection import data
+from sagemaker_cv.algorithms.detection.labels import ground_truth
+from sagemaker_cv.algorithms.detection.layers import select_frozen
+from sagemaker_cv.algorithms.detection.loglines import DetectionLogLines
+from sagemaker_cv.algorithms.detection.network import Detections, build_detector
+from sagemaker_cv.algorithms.detection.records import PreparedDetection
+from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.contract.job import Job
+from sagemaker_cv.training.devices import DevicePlan
+from sagemaker_cv.training.export import export_symbol_params
+from sagemaker_cv.training.gluon_task import GluonTask, equal_batches
+from sagemaker_cv.training.task import Metrics, Prepared
+
+log = logs.get("detection")
+#: The built-in's artifact names: always this prefix and epoch 0, rewritten whenever mAP improves.
+PREFIX = "model_algo_1"
+
+
+class DetectionTask(GluonTask):
+    score_name = "mAP"
+    metric_names = ["cross_entropy", "smooth_l1"]
+
+    def __init__(self, job: Job, plan: DevicePlan, scratch: Path):
+        super().__init__(job, plan, scratch)
+        self.log = DetectionLogLines(job.resource.current_host, self.hp.mini_batch_size)
+        self.inputs = data.resolve_inputs(job.channels, job.paths)
+        self.frozen: list[str] = []
+        self.position = (0, 0)  # (epoch, batch) of the current step, for a diverging loss
+
+    # ---- data ----------------------------------------------------------------------------------
+
+    def check_data(self) -> Prepared:
+        hp = self.hp
+        prepared: dict[str, PreparedDetection] = {}
+        problems: list[str] = []
+        for split in data.SPLITS:  # both splits are checked, so that one error lists every problem
+            if self.inputs.format == "images":
+                log.info("Creating record files for %s and %s_annotation", split, split)
+            try:
+                p = data.prepare(self.inputs, split, hp.num_classes, hp.label_width, self.scratch / "data")
+            except ClientError as exc:
+                problems.extend(exc.problems)
+                continue
+            prepared[split] = p
+            if p.clipped:
+                log.warning(
+                    "%s: %d box(es) stuck out of their image slightly and were clipped to it",
+                    p.source,
+                    p.clipped,
+                )
+            if p.empty:
+                log.info("%s: %d image(s) without objects (they train as background)", p.source, p.empty)
+        if problems:
+            raise ClientError(problems)
+        train = prepared["train"]
+        if train.count < hp.mini_batch_size:
+            raise ClientError(
+                f"{train.source}: {train.count} usable training image(s), fewer than "
+                f"mini_batch_size={hp.mini_batch_size}; add images or lower mini_batch_size"
+            )
+        if train.count != hp.num_training_samples:
+            log.warning(
+                "num_training_samples=%d but the train channel holds %d usable images; the learning-rate "
+                "schedule counts iterations from num_training_samples",
+                hp.num_training_samples,
+                train.count,
+            )
+        notes = tuple(_skipped_note(p) for p in prepared.values() if p.skipped)
+        for note in notes:
+            log.warning(note)
+        return Prepared({split: p.count for split, p in prepared.items()}, notes, prepared)
+
+    # ---- network -------------------------------------------------------------------------------
+
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, self.hp.image_shape, self.hp.image_shape)
+
+    def build_network(self, pretrained: bool, ctx: list):
+        hp = self.hp
+        self.detector = build_detector(
+            hp.base_network,
+            hp.num_classes,
+            hp.image_shape,
+            pretrained=pretrained,
+            ctx=ctx,
+            nms_threshold=hp.nms_threshold,
+            nms_topk=hp.nms_topk,
+        )
+        if hp.freeze_layer_pattern:
+            self._freeze(hp.freeze_layer_pattern)
+        return self.detector.net
+
+    def _freeze(self, pattern: str) -> None:
+        self.frozen = select_frozen(self.detector.base_names, pattern)
+        if not self.frozen:
+            log.warning(
+                "freeze_layer_pattern=%r matches no layer of the %s base network; nothing is frozen "
+                "(layer names: %s)",
+                pattern,
+                self.hp.base_network,
+                ", ".join(sorted({n.rsplit("_", 1)[0] for n in self.detector.base_names.values()})[:8])
+                + ", ...",
+            )
+            return
+        params = self.detector.net.collect_params()
+        for name in self.frozen:
+            params[name].grad_req = "null"
+        layers = sorted({self.detector.base_names[n].rsplit("_", 1)[0] for n in self.frozen})
+        log.info(
+            "Freezing %d parameter(s) of layers %s (freeze_layer_pattern=%r)",
+            len(self.frozen),
+            ", ".join(layers),
+            pattern,
+        )
+
+    def trainable_parameters(self):
+        return {n: p for n, p in self.net.collect_params().items() if p.grad_req != "null"}
+
+    def setup(self, prepared: Prepared) -> None:
+        hp = self.hp
+        log.warning("Training images are resized to image shape %s", self.input_shape())
+        if hp.use_pretrained_model:
+            log.info(
+                "Start training from pretrained model %d (ImageNet weights of the %s base)",
+                1,
+                hp.base_network,
+            )
+        else:
+            log.info("Training the %s base network from scratch (use_pretrained_model=0)", hp.base_network)
+        super().setup(prepared)
+        ctx = self.ctx
+        log.info("Using %s as training context (kv_store: %s)", ctx, self.plan.kvstore or "device")
+        self.anchors = [self.detector.anchors(c) for c in ctx]
+        # A hybridized network keeps the graph of its first call, the training one; evaluation and
+        # export go through this wrapper, whose own graph is the inference one (same parameters).
+        self.export_block = Detections(self.net, hp.image_shape)
+        self.export_block.hybridize(static_alloc=True, static_shape=True)
+
+    def setup_data(self, prepared: Prepared):
+        from gluoncv.loss import SSDMultiBoxLoss
+        from gluoncv.model_zoo.ssd.target import SSDTargetGenerator
+
+        hp = self.hp
+        self.targets = SSDTargetGenerator(iou_thresh=0.5, stds=(0.1, 0.1, 0.2, 0.2), negative_mining_ratio=-1)
+        self.loss_fn = SSDMultiBoxLoss(negative_mining_ratio=3)
+        train, self.val_records = prepared.data["train"], prepared.data["validation"]
+        parts, part = self.shard("train")
+        iterator = dict(batch_size=hp.mini_batch_size, image_shape=hp.image_shape, label_width=hp.label_width)
+        self.train_iter = data.det_iter(train, train=True, num_parts=parts, part_index=part, **iterator)
+        self.val_iter = data.det_iter(self.val_records, train=False, **iterator) if self.validates else None
+
+        def one_pass():
+            self.train_iter.reset()
+            return self.train_iter
+
+        return one_pass, train.count
+
+    def gradient_denominator(self, samples: int) -> float:
+        return 1  # SSDMultiBoxLoss divides by the batch's positives already
+
+    # ---- training --------------------------------------------------------------------------------
+
+    def batches(self, epoch: int):
+        for batch_number, batch in enumerate(equal_batches(self.train_pass, self.steps), 1):
+            self.position = (epoch, batch_number)
+            yield batch
+
+    def _device_targets(self, batch) -> list[tuple]:
+        """(images, ground-truth boxes, ground-truth ids) per device."""
+        boxes, ids = ground_truth(batch.label[0].asnumpy(), float(self.hp.image_shape))
+        return self.split(batch.data[0], mx.nd.array(boxes), mx.nd.array(ids))
+
+    def device_parts(self, batch) -> list[tuple]:
+        parts = []
+        for (x, boxes, ids), anchors in zip(self._device_targets(batch), self.anchors):
+            cls_targets, box_targets, _ = self.targets(anchors, None, boxes, ids)
+            parts.append((x, cls_targets, box_targets))
+        return parts
+
+    def forward(self, parts):
+        cls_preds, box_preds = [], []
+        for x, _, _ in parts:
+            cls_pred, box_pred, _ = self.net(x)
+            cls_preds.append(cls_pred)
+            box_preds.append(box_pred)
+        total, cls_losses, box_losses = self.loss_fn(
+            cls_preds, box_preds, [p[1] for p in parts], [p[2] for p in parts]
+        )
+        return total, (cls_losses, box_losses)
+
+    def score(self, parts, outputs, losses) -> None:
+        cls_losses, box_losses = outputs
+        # Each device holds its share of the batch's loss (the loss is divided by the positives of
+        # the whole batch): one value per batch is their sum.
+        values = []
+        for device, (ce, l1) in enumerate(zip(cls_losses, box_losses)):
+            self.tally.add("cross_entropy", device, ce.sum(), int(device == 0))
+            self.tally.add("smooth_l1", device, l1.sum(), int(device == 0))
+            values.append((ce.sum() + l1.sum()).asscalar())
+        if not all(math.isfinite(v) for v in values):
+            epoch, batch = self.position
+            raise ClientError(
+                f"the training loss diverged (NaN or infinite) at epoch {epoch}, batch {batch}; lower "
+                f"learning_rate (now {self.hp.learning_rate:g}): SSD trained from scratch diverges easily"
+            )
+
+    # ---- validation and export -------------------------------------------------------------------
+
+    def validate(self) -> Metrics | None:
+        from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
+
+        metric = VOC07MApMetric(iou_thresh=self.hp.overlap_threshold)
+        self.val_iter.reset()
+        for batch in self.val_iter:
+            keep = batch.data[0].shape[0] - (batch.pad or 0)
+            rows = [self.export_block(x) for (x,) in self.split(batch.data[0])]
+            found = mx.nd.concat(*[r.as_in_context(mx.cpu()) for r in rows], dim=0)[:keep].asnumpy()
+            boxes, ids = ground_truth(batch.label[0].asnumpy()[:keep], 1.0)
+            metric.update(found[:, :, 2:6], found[:, :, 0], found[:, :, 1], boxes, ids[:, :, 0])
+        _, value = metric.get()  # without class names: the mean over classes
+        return [("mAP", float(value))]
+
+    def save(self, epoch_number: int) -> list[Path]:
+        model_dir = self.job.paths.model_dir
+        model_dir.mkdir(parents=True, exist_ok=True)
+        _, ctx = self.export_source()
+        sym_path, params_path = export_symbol_params(self.export_block, model_dir / PREFIX, 0, ctx)
+        hyperparams = model_dir / "hyperparams.json"
+        hyperparams.write_text(json.dumps(self.hyperparameter_strings()))
+        return [sym_path, params_path, hyperparams]
+
+    def hyperparameter_strings(self) -> dict[str, str]:
+        """The final configuration as the built-in writes it into hyperparams.json: every value a
+        string ('' when unset), so `int(hp['image_shape'])` works as on its files."""
+        final = self.schema.final_configuration(self.hp)
+        return {p.name: str(final.get(p.name, "")) for p in self.schema.params if not p.ignored}
+
+    def close(self) -> None:
+        self.train_iter = self.val_iter = None
+
+
+def _skipped_note(prepared: PreparedDetection) -> str:
+    listed = ", ".join(prepared.skipped[:5]) + (" ..." if len(prepared.skipped) > 5 else "")
+    return f"Skipped {len(prepared.skipped)} undecodable image(s) in {prepared.source}: {listed}"
