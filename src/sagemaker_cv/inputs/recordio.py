@@ -5,6 +5,7 @@ record's label means is the algorithm's business."""
 from __future__ import annotations
 
 import ctypes
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,27 @@ def read_records(path: Path, name: str) -> Iterator[Record]:
             yield Record(number, offset, item)
     finally:
         reader.close()
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    record: Record
+    where: str  # "<name> record N (id X)", for messages
+    header: mx.recordio.IRHeader
+    image: bytes
+
+
+def image_records(path: Path, name: str, problems: Problems) -> Iterator[ImageRecord]:
+    """Every record of a .rec unpacked as an image record (im2rec's layout). A record too short to
+    hold the header goes to `problems` and is skipped."""
+    for record in read_records(path, name):
+        where = f"{name} record {record.number}"
+        try:
+            header, image = mx.recordio.unpack(record.payload)
+        except struct.error:
+            problems.add(f"{where}: too short to hold an image record header; make the file with im2rec")
+            continue
+        yield ImageRecord(record, f"{where} (id {header.id})", header, image)
 
 
 def write_index(idx: Path, offsets: list[int]) -> None:

@@ -28,6 +28,8 @@ from mxnet import autograd, gluon
 from mxnet.gluon import HybridBlock
 
 from sagemaker_cv import algorithms
+from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.job import Job
 from sagemaker_cv.distributed.plan import data_shard
 from sagemaker_cv.training.devices import DevicePlan, contexts
@@ -37,6 +39,13 @@ from sagemaker_cv.training.tally import Tally
 from sagemaker_cv.training.task import Metrics, Prepared, Task
 
 LOG_INTERVAL_ENV = "SAGEMAKER_CV_LOG_INTERVAL"
+log = logs.get("training")
+
+
+def skipped_note(source: str, skipped: list[str]) -> str:
+    """The warning about undecodable images, repeated after every epoch."""
+    listed = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+    return f"Skipped {len(skipped)} undecodable image(s) in {source}: {listed}"
 
 
 def equal_batches(make_pass: Callable[[], Iterable], steps: int) -> Iterator[Any]:
@@ -122,6 +131,23 @@ class GluonTask(Task):
         return self.net.collect_params()
 
     # ---- shared ---------------------------------------------------------------------------------
+
+    def check_training_count(self, source: str, count: int) -> None:
+        """Refuse fewer usable training images than a batch; say when num_training_samples (which
+        sets up the schedule) disagrees with the data."""
+        hp = self.hp
+        if count < hp.mini_batch_size:
+            raise ClientError(
+                f"{source}: {count} usable training image(s), fewer than "
+                f"mini_batch_size={hp.mini_batch_size}; add images or lower mini_batch_size"
+            )
+        if count != hp.num_training_samples:
+            log.warning(
+                "num_training_samples=%d but the train channel holds %d usable images; the learning-rate "
+                "schedule counts iterations from num_training_samples",
+                hp.num_training_samples,
+                count,
+            )
 
     @property
     def validates(self) -> bool:

@@ -9,7 +9,6 @@ directory, and a cleaned copy of the file only when some record had to be droppe
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.inputs.lst import LstEntry
-from sagemaker_cv.inputs.recordio import Problems, copy_records, read_records, write_index
+from sagemaker_cv.inputs.recordio import Problems, copy_records, image_records, write_index
 
 
 @dataclass(frozen=True)
@@ -137,20 +136,11 @@ def scan_recordio(path: Path, channel: str, rules: LabelRules, scratch: Path) ->
     keep: list[tuple[int, int]] = []  # (offset, record number) of good records
     name = f"{channel}/{path.name}"
     number = 0
-    for record in read_records(path, name):
-        number = record.number
-        where = f"{name} record {number}"
-        try:
-            header, buf = mx.recordio.unpack(record.payload)
-        except struct.error:
-            checks.problems.add(
-                f"{where}: too short to hold an image record header; make the file with im2rec"
-            )
-            continue
-        where += f" (id {header.id})"
-        labels = _label_vector(header)
-        if checks.labels_ok(where, labels) and checks.image_ok(where, labels, buf):
-            keep.append((record.offset, number))
+    for item in image_records(path, name, checks.problems):
+        number = item.record.number
+        labels = _label_vector(item.header)
+        if checks.labels_ok(item.where, labels) and checks.image_ok(item.where, labels, item.image):
+            keep.append((item.record.offset, number))
     checks.finish(
         len(keep),
         f"{name}: none of its {number} record(s) holds a decodable image"

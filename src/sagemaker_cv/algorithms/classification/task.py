@@ -15,11 +15,10 @@ from sagemaker_cv.algorithms.classification.loglines import ClassificationLogLin
 from sagemaker_cv.algorithms.classification.network import WithActivation, classification_network
 from sagemaker_cv.algorithms.classification.records import LabelRules, PreparedRecords
 from sagemaker_cv.contract import logs
-from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.job import Job
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params
-from sagemaker_cv.training.gluon_task import GluonTask
+from sagemaker_cv.training.gluon_task import GluonTask, skipped_note
 from sagemaker_cv.training.tally import Tally
 from sagemaker_cv.training.task import Metrics, Prepared
 
@@ -56,19 +55,8 @@ class ClassificationTask(GluonTask):
         if self.hp.multi_label:
             log.info("label-format is multi-hot")
         train = records["train"]
-        if train.count < self.hp.mini_batch_size:
-            raise ClientError(
-                f"{train.source}: {train.count} usable training image(s), fewer than "
-                f"mini_batch_size={self.hp.mini_batch_size}; add images or lower mini_batch_size"
-            )
-        if train.count != self.hp.num_training_samples:
-            log.warning(
-                "num_training_samples=%d but the train channel holds %d usable images; the learning-rate "
-                "schedule counts iterations from num_training_samples",
-                self.hp.num_training_samples,
-                train.count,
-            )
-        notes = tuple(_skipped_note(p) for p in records.values() if p.skipped)
+        self.check_training_count(train.source, train.count)
+        notes = tuple(skipped_note(p.source, p.skipped) for p in records.values() if p.skipped)
         for note in notes:
             log.warning(note)
         return Prepared({split: p.count for split, p in records.items()}, notes, records)
@@ -230,8 +218,3 @@ class ClassificationTask(GluonTask):
 
     def close(self) -> None:
         self.train_iter = self.val_iter = None
-
-
-def _skipped_note(prepared: PreparedRecords) -> str:
-    listed = ", ".join(prepared.skipped[:5]) + (" ..." if len(prepared.skipped) > 5 else "")
-    return f"Skipped {len(prepared.skipped)} undecodable image(s) in {prepared.source}: {listed}"
