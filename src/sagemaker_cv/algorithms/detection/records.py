@@ -9,7 +9,6 @@ is read in place unless a record had to change: then a cleaned copy goes to the 
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from sagemaker_cv.algorithms.detection.labels import Objects, parse_annotation, parse_record_label
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.inputs.recordio import Problems, read_records
+from sagemaker_cv.inputs.recordio import Problems, image_records, read_records
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -97,17 +96,9 @@ def scan_recordio(
     total = 0
     names = [f"{channel}/{p.name}" for p in paths]
     for path, name in zip(paths, names):
-        for record in read_records(path, name):
+        for item in image_records(path, name, checks.problems):
             total += 1
-            where = f"{name} record {record.number}"
-            try:
-                header, buf = mx.recordio.unpack(record.payload)
-            except struct.error:
-                checks.problems.add(
-                    f"{where}: too short to hold an image record header; make the file with im2rec"
-                )
-                continue
-            where += f" (id {header.id})"
+            where, header, buf = item.where, item.header, item.image
             objects, layout = parse_record_label(np.atleast_1d(header.label), num_classes)
             if not checks.objects_ok(where, objects) or not checks.width_ok(
                 where, layout.needed(objects.count), objects.count
@@ -120,7 +111,7 @@ def scan_recordio(
             # MXNet's iterator needs at least one object and at most label_width values: rewrite
             # records that have none, carry padding beyond label_width, or had boxes clipped.
             rewrite = objects.clipped or not objects.count or layout.length > label_width
-            kept.append((path, record.number, objects.label() if rewrite else None))
+            kept.append((path, item.record.number, objects.label() if rewrite else None))
     source = ", ".join(names)
     checks.finish(len(kept), source, total)
     prepared = PreparedDetection(

@@ -26,7 +26,7 @@ from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.job import Job
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params
-from sagemaker_cv.training.gluon_task import GluonTask, equal_batches
+from sagemaker_cv.training.gluon_task import GluonTask, equal_batches, skipped_note
 from sagemaker_cv.training.task import Metrics, Prepared
 
 log = logs.get("detection")
@@ -71,19 +71,8 @@ class DetectionTask(GluonTask):
         if problems:
             raise ClientError(problems)
         train = prepared["train"]
-        if train.count < hp.mini_batch_size:
-            raise ClientError(
-                f"{train.source}: {train.count} usable training image(s), fewer than "
-                f"mini_batch_size={hp.mini_batch_size}; add images or lower mini_batch_size"
-            )
-        if train.count != hp.num_training_samples:
-            log.warning(
-                "num_training_samples=%d but the train channel holds %d usable images; the learning-rate "
-                "schedule counts iterations from num_training_samples",
-                hp.num_training_samples,
-                train.count,
-            )
-        notes = tuple(_skipped_note(p) for p in prepared.values() if p.skipped)
+        self.check_training_count(train.source, train.count)
+        notes = tuple(skipped_note(p.source, p.skipped) for p in prepared.values() if p.skipped)
         for note in notes:
             log.warning(note)
         return Prepared({split: p.count for split, p in prepared.items()}, notes, prepared)
@@ -255,8 +244,3 @@ class DetectionTask(GluonTask):
 
     def close(self) -> None:
         self.train_iter = self.val_iter = None
-
-
-def _skipped_note(prepared: PreparedDetection) -> str:
-    listed = ", ".join(prepared.skipped[:5]) + (" ..." if len(prepared.skipped) > 5 else "")
-    return f"Skipped {len(prepared.skipped)} undecodable image(s) in {prepared.source}: {listed}"
