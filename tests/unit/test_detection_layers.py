@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from sagemaker_cv.algorithms.detection.layers import resnet_builtin_name, select_frozen, vgg_builtin_name
+from sagemaker_cv.algorithms.detection.layers import (
+    layer_name,
+    resnet_builtin_name,
+    select_frozen,
+    vgg_builtin_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -56,3 +61,14 @@ def test_the_documented_example_freezes_exactly_the_first_two_vgg_blocks():
     # Our own names match too; and a pattern that names nothing freezes nothing.
     assert select_frozen(ours, "^vgg16_conv0_") == ["vgg16_conv0_weight", "vgg16_conv0_bias"]
     assert select_frozen(ours, "^stage1_") == []
+
+
+def test_layer_names_drop_the_parameter_kind():
+    assert [
+        layer_name(n) for n in ("conv1_1_weight", "bn0_moving_mean", "stage1_unit1_sc_bn_beta", "fc7_bias")
+    ] == [
+        "conv1_1",
+        "bn0",
+        "stage1_unit1_sc_bn",
+        "fc7",
+    ]

@@ -46,3 +46,8 @@ def select_frozen(names: dict[str, str], pattern: str) -> list[str]:
     matches by either name (re.search: the pattern anchors itself if it wants to)."""
     regex = re.compile(pattern)
     return [ours for ours, builtin in names.items() if regex.search(builtin) or regex.search(ours)]
+
+
+def layer_name(param: str) -> str:
+    """The layer a built-in parameter name belongs to (`conv1_1_weight` -> `conv1_1`)."""
+    return re.sub(r"_(weight|bias|gamma|beta|moving_mean|moving_var)$", "", param)

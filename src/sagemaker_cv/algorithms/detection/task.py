@@ -16,8 +16,9 @@ from pathlib import Path
 import mxnet as mx
 
 from sagemaker_cv.algorithms.detection import data
+from sagemaker_cv.algorithms.detection.evaluation import VOC07MeanAP
 from sagemaker_cv.algorithms.detection.labels import ground_truth
-from sagemaker_cv.algorithms.detection.layers import select_frozen
+from sagemaker_cv.algorithms.detection.layers import layer_name, select_frozen
 from sagemaker_cv.algorithms.detection.loglines import DetectionLogLines
 from sagemaker_cv.algorithms.detection.network import Detections, build_detector
 from sagemaker_cv.algorithms.detection.records import PreparedDetection
@@ -98,21 +99,23 @@ class DetectionTask(GluonTask):
         return self.detector.net
 
     def _freeze(self, pattern: str) -> None:
-        self.frozen = select_frozen(self.detector.base_names, pattern)
+        params = self.detector.net.collect_params()
+        # Only weights the optimizer updates: BatchNorm running statistics are never trained.
+        self.frozen = [
+            n for n in select_frozen(self.detector.base_names, pattern) if params[n].grad_req != "null"
+        ]
         if not self.frozen:
             log.warning(
                 "freeze_layer_pattern=%r matches no layer of the %s base network; nothing is frozen "
                 "(layer names: %s)",
                 pattern,
                 self.hp.base_network,
-                ", ".join(sorted({n.rsplit("_", 1)[0] for n in self.detector.base_names.values()})[:8])
-                + ", ...",
+                ", ".join(sorted({layer_name(n) for n in self.detector.base_names.values()})[:8]) + ", ...",
             )
             return
-        params = self.detector.net.collect_params()
         for name in self.frozen:
             params[name].grad_req = "null"
-        layers = sorted({self.detector.base_names[n].rsplit("_", 1)[0] for n in self.frozen})
+        layers = sorted({layer_name(self.detector.base_names[n]) for n in self.frozen})
         log.info(
             "Freezing %d parameter(s) of layers %s (freeze_layer_pattern=%r)",
             len(self.frozen),
@@ -214,18 +217,15 @@ class DetectionTask(GluonTask):
     # ---- validation and export -------------------------------------------------------------------
 
     def validate(self) -> Metrics | None:
-        from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
-
-        metric = VOC07MApMetric(iou_thresh=self.hp.overlap_threshold)
+        metric = VOC07MeanAP(self.hp.overlap_threshold)
         self.val_iter.reset()
         for batch in self.val_iter:
             keep = batch.data[0].shape[0] - (batch.pad or 0)
             rows = [self.export_block(x) for (x,) in self.split(batch.data[0])]
             found = mx.nd.concat(*[r.as_in_context(mx.cpu()) for r in rows], dim=0)[:keep].asnumpy()
             boxes, ids = ground_truth(batch.label[0].asnumpy()[:keep], 1.0)
-            metric.update(found[:, :, 2:6], found[:, :, 0], found[:, :, 1], boxes, ids[:, :, 0])
-        _, value = metric.get()  # without class names: the mean over classes
-        return [("mAP", float(value))]
+            metric.update(found, boxes, ids[:, :, 0])
+        return [("mAP", metric.value())]
 
     def save(self, epoch_number: int) -> list[Path]:
         model_dir = self.job.paths.model_dir
