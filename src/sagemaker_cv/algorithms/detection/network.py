@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import mxnet as mx
-from mxnet.gluon import HybridBlock
+from mxnet.gluon import HybridBlock, nn
 
 from sagemaker_cv.algorithms.classification.network import Normalized
-from sagemaker_cv.algorithms.detection.layers import resnet_builtin_name, vgg_builtin_name
+from sagemaker_cv.algorithms.detection.layers import resnet_builtin_name, select_frozen, vgg_builtin_name
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.training.export import initialize_missing, structural_params
 from sagemaker_cv.training.pretrained import pretrained_file
@@ -61,6 +61,7 @@ class Detector:
     ssd: HybridBlock
     feature_maps: list[tuple[int, int]]  # (height, width) of each predicting layer
     base_names: dict[str, str]  # our parameter name -> the built-in's, for the base network
+    frozen: list[str]  # our names of the parameters freeze_layer_pattern froze
 
     def anchors(self, ctx) -> mx.nd.NDArray:
         """(1, N, 4) anchors (center x, center y, width, height, in input pixels), as the network's
@@ -90,28 +91,32 @@ def _load_base(base: HybridBlock, name: str, ctx, required: Callable[[str], bool
         raise ClientError(f"pretrained weights {path}: do not fit {name} ({str(exc)[:200]})") from None
 
 
-def _vgg(image_shape: int, pretrained: bool, ctx) -> tuple[HybridBlock, HybridBlock, Preset]:
+def _vgg(image_shape: int, pretrained: bool, ctx) -> tuple[HybridBlock, Preset]:
     from gluoncv.model_zoo.ssd.vgg_atrous import get_vgg_atrous_extractor
 
     preset = VGG_512 if image_shape >= 512 else VGG_300
     features = get_vgg_atrous_extractor(16, preset.size, prefix="vgg16_")
     if pretrained:
         _load_base(features, WEIGHTS["vgg-16"], ctx, lambda key: key.startswith(("stages.", "norm4.")))
-    return features, features, preset
+    return features, preset
 
 
-def _resnet(image_shape: int, pretrained: bool, ctx) -> tuple[HybridBlock, HybridBlock, Preset]:
+def _resnet(image_shape: int, pretrained: bool, ctx) -> tuple[HybridBlock, Preset]:
     from gluoncv.model_zoo import get_model
-    from gluoncv.nn.feature import FeatureExpander
 
     base = get_model("resnet50_v1b", pretrained=False)
     if pretrained:
         _load_base(base, WEIGHTS["resnet-50"], ctx, lambda key: not key.startswith("fc."))
-    else:
-        base.initialize(ctx=ctx)
+    return base, RESNET_512
+
+
+def _expand(base: HybridBlock) -> HybridBlock:
+    """ssd_512_resnet50_v1's feature layers on the ResNet: two taps and four expansion layers."""
+    from gluoncv.nn.feature import FeatureExpander
+
     with warnings.catch_warnings():  # SymbolBlock cannot type the input before data arrives: harmless
         warnings.filterwarnings("ignore", message="Cannot decide type")
-        features = FeatureExpander(
+        return FeatureExpander(
             network=base,
             outputs=list(RESNET_OUTPUTS),
             num_filters=list(RESNET_FILTERS),
@@ -120,7 +125,27 @@ def _resnet(image_shape: int, pretrained: bool, ctx) -> tuple[HybridBlock, Hybri
             min_depth=128,
             global_pool=False,
         )
-    return features, base, RESNET_512
+
+
+def _blocks(block: HybridBlock):
+    """A block and all blocks below it (Gluon 1.x keeps children in the private `_children`)."""
+    yield block
+    for child in block._children.values():
+        yield from _blocks(child)
+
+
+def freeze(base: HybridBlock, names: list[str]) -> None:
+    """Stop training these parameters. A BatchNorm layer whose scale and shift are frozen also
+    normalises with its running statistics when training (MXNet would still use the batch's but
+    never update the running ones: evaluation would then see statistics training never did).
+    Must run before the base is traced into a symbol (the ResNet's feature expander)."""
+    frozen = set(names)
+    for param in base.collect_params().values():
+        if param.name in frozen:
+            param.grad_req = "null"
+    for block in _blocks(base):
+        if isinstance(block, nn.BatchNorm) and block.gamma.name in frozen:
+            block._kwargs["use_global_stats"] = True  # Gluon 1.x passes _kwargs to the operator
 
 
 def feature_maps(features: HybridBlock, image_shape: int) -> list[tuple[int, int]]:
@@ -139,12 +164,22 @@ def build_detector(
     ctx: list,
     nms_threshold: float = 0.45,
     nms_topk: int = 400,
+    freeze_pattern: str | None = None,
 ) -> Detector:
-    """The SSD training network, every parameter initialised on `ctx` (base loaded or fresh)."""
+    """The SSD training network, every parameter initialised on `ctx` (base loaded or fresh), with
+    the base network's parameters that `freeze_pattern` names frozen."""
     from gluoncv.model_zoo.ssd.ssd import SSD
 
     make = {"vgg-16": _vgg, "resnet-50": _resnet}[base_network]
-    features, base, preset = make(image_shape, pretrained, ctx)
+    base, preset = make(image_shape, pretrained, ctx)
+    to_builtin = vgg_builtin_name if base_network == "vgg-16" else resnet_builtin_name
+    params = structural_params(base)
+    names = {p.name: to_builtin(key) for key, p in params.items() if to_builtin(key)}
+    # Only weights the optimizer would update: BatchNorm running statistics are never trained.
+    trainable = {p.name for p in params.values() if p.grad_req != "null"}
+    frozen = [n for n in select_frozen(names, freeze_pattern) if n in trainable] if freeze_pattern else []
+    freeze(base, frozen)
+    features = base if base_network == "vgg-16" else _expand(base)
     maps = feature_maps(features, image_shape)
     scale = image_shape / preset.size
     ssd = SSD(
@@ -166,13 +201,7 @@ def build_detector(
     # net.initialize() semantics (each layer's own initializer, else uniform): what GluonCV's SSD
     # recipes use; a Xavier default slows SSD's start from scratch.
     initialize_missing(net, mx.init.Uniform(), ctx)
-    to_builtin = vgg_builtin_name if base_network == "vgg-16" else resnet_builtin_name
-    names = {}
-    for key, param in structural_params(base).items():
-        builtin = to_builtin(key)
-        if builtin:
-            names[param.name] = builtin
-    return Detector(net, ssd, maps, names)
+    return Detector(net, ssd, maps, names, frozen)
 
 
 class Detections(HybridBlock):

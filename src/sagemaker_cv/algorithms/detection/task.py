@@ -18,7 +18,7 @@ import mxnet as mx
 from sagemaker_cv.algorithms.detection import data
 from sagemaker_cv.algorithms.detection.evaluation import VOC07MeanAP
 from sagemaker_cv.algorithms.detection.labels import ground_truth
-from sagemaker_cv.algorithms.detection.layers import layer_name, select_frozen
+from sagemaker_cv.algorithms.detection.layers import layer_name
 from sagemaker_cv.algorithms.detection.loglines import DetectionLogLines
 from sagemaker_cv.algorithms.detection.network import Detections, build_detector
 from sagemaker_cv.algorithms.detection.records import PreparedDetection
@@ -43,7 +43,6 @@ class DetectionTask(GluonTask):
         super().__init__(job, plan, scratch)
         self.log = DetectionLogLines(job.resource.current_host, self.hp.mini_batch_size)
         self.inputs = data.resolve_inputs(job.channels, job.paths)
-        self.frozen: list[str] = []
         self.position = (0, 0)  # (epoch, batch) of the current step, for a diverging loss
 
     # ---- data ----------------------------------------------------------------------------------
@@ -93,32 +92,27 @@ class DetectionTask(GluonTask):
             ctx=ctx,
             nms_threshold=hp.nms_threshold,
             nms_topk=hp.nms_topk,
+            freeze_pattern=hp.freeze_layer_pattern,
         )
         if hp.freeze_layer_pattern:
-            self._freeze(hp.freeze_layer_pattern)
+            self._log_frozen(hp.freeze_layer_pattern)
         return self.detector.net
 
-    def _freeze(self, pattern: str) -> None:
-        params = self.detector.net.collect_params()
-        # Only weights the optimizer updates: BatchNorm running statistics are never trained.
-        self.frozen = [
-            n for n in select_frozen(self.detector.base_names, pattern) if params[n].grad_req != "null"
-        ]
-        if not self.frozen:
+    def _log_frozen(self, pattern: str) -> None:
+        names = self.detector.base_names
+        if not self.detector.frozen:
             log.warning(
                 "freeze_layer_pattern=%r matches no layer of the %s base network; nothing is frozen "
                 "(layer names: %s)",
                 pattern,
                 self.hp.base_network,
-                ", ".join(sorted({layer_name(n) for n in self.detector.base_names.values()})[:8]) + ", ...",
+                ", ".join(sorted({layer_name(n) for n in names.values()})[:8]) + ", ...",
             )
             return
-        for name in self.frozen:
-            params[name].grad_req = "null"
-        layers = sorted({layer_name(self.detector.base_names[n]) for n in self.frozen})
+        layers = sorted({layer_name(names[n]) for n in self.detector.frozen})
         log.info(
             "Freezing %d parameter(s) of layers %s (freeze_layer_pattern=%r)",
-            len(self.frozen),
+            len(self.detector.frozen),
             ", ".join(layers),
             pattern,
         )
@@ -143,8 +137,12 @@ class DetectionTask(GluonTask):
         self.anchors = [self.detector.anchors(c) for c in ctx]
         # A hybridized network keeps the graph of its first call, the training one; evaluation and
         # export go through this wrapper, whose own graph is the inference one (same parameters).
+        # Measured on MXNet 1.9.1: with static_alloc/static_shape, the wrapper's graph read stale
+        # weights and BatchNorm statistics (detections unlike the trained network's); without them
+        # both graphs read the same arrays.
+        self.net.hybridize()
         self.export_block = Detections(self.net, hp.image_shape)
-        self.export_block.hybridize(static_alloc=True, static_shape=True)
+        self.export_block.hybridize()
 
     def setup_data(self, prepared: Prepared):
         from gluoncv.loss import SSDMultiBoxLoss
