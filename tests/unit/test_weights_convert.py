@@ -15,7 +15,6 @@ from sagemaker_cv.tools.weights import format_rows, rows
 from sagemaker_cv.tools.weights.checkpoint import Checkpoint, read_torch_zip
 from sagemaker_cv.tools.weights.convert import (
     Plan,
-    Take,
     apply,
     decimate,
     mismatches,
@@ -233,7 +232,3 @@ def test_a_pytorch_file_never_runs_code_from_its_pickle(tmp_path, monkeypatch):
     with pytest.raises(ClientError, match=r"holds a (posix|os)\.system, not only tensors"):
         read_torch_zip(tmp_path / "evil.pth")
     assert not (tmp_path / "pwned").exists()
-
-
-def test_take_compares_by_source_and_shape():
-    assert Take("a", (1,)) == Take("a", (1,), transform=lambda x: x)
