@@ -109,3 +109,26 @@ def test_gluoncvs_vgg_base_is_what_the_file_holds():
     assert np.allclose(gluon.initial_values(net, ["norm4.scale"])["norm4.scale"], 20)
     # the ImageNet std x 255 that conv1_1 of torchvision's VGG is divided by on import
     assert np.allclose(net.init_scale.data().asnumpy().ravel(), [58.395, 57.12, 57.375])
+
+
+def test_fetch_downloads_each_source_and_imports_it(resnet18_tensors, tmp_path, monkeypatch):
+    """`make weights`: the hub is the only thing replaced (tests never download)."""
+    import sys
+    import types
+
+    from sagemaker_cv.tools.weights import main
+
+    downloaded = tmp_path / "cache" / "model.safetensors"
+    downloaded.parent.mkdir()
+    save_file(resnet18_tensors, str(downloaded))
+    asked = []
+
+    def hf_hub_download(repo_id: str, filename: str) -> str:
+        asked.append((repo_id, filename))
+        return str(downloaded)
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=hf_hub_download))
+    assert main(["fetch", "--models-dir", str(tmp_path / "weights"), "resnet18_v1b"]) == 0
+    assert asked == [("timm/resnet18.gluon_in1k", "model.safetensors")]
+    assert [p.name.split("-")[0] for p in (tmp_path / "weights").iterdir()] == ["resnet18_v1b"]
+    assert main(["fetch", "--models-dir", str(tmp_path / "weights"), "resnet18_v1"]) == 2
