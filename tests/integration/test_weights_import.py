@@ -127,7 +127,9 @@ def test_fetch_downloads_each_source_and_imports_it(resnet18_tensors, tmp_path, 
         asked.append((repo_id, filename))
         return str(downloaded)
 
-    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=hf_hub_download))
+    monkeypatch.setitem(
+        sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=hf_hub_download)
+    )
     assert main(["fetch", "--models-dir", str(tmp_path / "weights"), "resnet18_v1b"]) == 0
     assert asked == [("timm/resnet18.gluon_in1k", "model.safetensors")]
     assert [p.name.split("-")[0] for p in (tmp_path / "weights").iterdir()] == ["resnet18_v1b"]

@@ -218,6 +218,16 @@ def test_checkpoints_that_cannot_be_read_are_client_errors(tmp_path):
             Checkpoint(tmp_path / name)
 
 
+def test_bfloat16_safetensors_are_refused_with_a_way_out(tmp_path):
+    # safetensors' layout: header length, JSON header, raw little-endian data
+    header = b'{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}'
+    (tmp_path / "bf16.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0\0\0\0")
+    checkpoint = Checkpoint(tmp_path / "bf16.safetensors")
+    assert checkpoint.shapes == {"w": (2,)}
+    with pytest.raises(ClientError, match="bfloat16.*import the PyTorch file"):
+        checkpoint.arrays(["w"])
+
+
 class _Exploit:
     def __reduce__(self):
         import os

@@ -43,7 +43,12 @@ class Checkpoint:
         from safetensors import safe_open
 
         with safe_open(str(self.path), framework="np") as f:
-            return {name: f.get_tensor(name) for name in names}
+            try:
+                return {name: f.get_tensor(name) for name in names}
+            except TypeError as exc:  # bfloat16: numpy has no such type
+                raise ClientError(
+                    f"{self.path}: {exc}; save the weights as float32, or import the PyTorch file (.pth/.bin)"
+                ) from None
 
     def _safetensors_shapes(self) -> dict[str, Shape]:
         from safetensors import SafetensorError, safe_open
