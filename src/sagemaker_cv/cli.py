@@ -17,8 +17,9 @@ from pathlib import Path
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import FAILURE_REASON_LIMIT, ClientError, failure_reason
 from sagemaker_cv.contract.paths import DEFAULT_ROOT, MLPaths
+from sagemaker_cv.tools import weights
 
-COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec")
+COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec", "weights")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the image's flavor: decides the instance types",
     )
     p.add_argument("--name", help="the algorithm name (default: sagemaker-cv-<algorithm>)")
+    weights.add_arguments(sub)
     return parser
 
 
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("hyperparameters", "metric-definitions", "spec"):
         return _print_reference(args)
+    if args.command == "weights":
+        return weights.run(args)
     return _run(args)
 
 

@@ -157,6 +157,10 @@ def test_empty_string_means_default():
         ({"use_weighted_loss": "1"}, "use_weighted_loss=1: only valid with multi_label=1"),
         ({"use_pretrained_model": "1", "num_layers": "20"}, "num_layers=20: transfer learning"),
         (
+            {"use_pretrained_model": "1", "num_layers": "200"},
+            "published for num_layers 18, 34, 50, 101, 152 only",
+        ),
+        (
             {"use_pretrained_model": "1", "num_layers": "18", "image_shape": "1,224,224"},
             "needs 3-channel images",
         ),

@@ -24,6 +24,14 @@ class ChannelSpec:
 
 
 @dataclass(frozen=True)
+class Pretrained:
+    """One network the algorithm starts from ImageNet weights with use_pretrained_model=1."""
+
+    setting: str  # the hyperparameter value that selects it: "num_layers=50"
+    network: str  # GluonCV's name of the network, the prefix of its params file: "resnet50_v1b"
+
+
+@dataclass(frozen=True)
 class Algorithm:
     name: str  # as SageMaker names the built-in: "image-classification"
     description: str  # the CreateAlgorithm description
@@ -37,6 +45,8 @@ class Algorithm:
     distributed: bool
     #: "module:Class" of its Task; None while the algorithm cannot train in this version
     task: str | None = None
+    #: the networks use_pretrained_model=1 loads (`sagemaker-cv weights list` shows them)
+    pretrained: tuple[Pretrained, ...] = ()
 
     def channel(self, name: str) -> ChannelSpec | None:
         return next((c for c in self.channels if c.name == name), None)

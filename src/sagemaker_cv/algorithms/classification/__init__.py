@@ -2,8 +2,8 @@
 
 from sagemaker_cv.algorithms.classification import loglines
 from sagemaker_cv.algorithms.classification.channels import CHANNELS
-from sagemaker_cv.algorithms.classification.schema import SCHEMA
-from sagemaker_cv.algorithms.record import Algorithm
+from sagemaker_cv.algorithms.classification.schema import PRETRAINED_NETWORKS, SCHEMA
+from sagemaker_cv.algorithms.record import Algorithm, Pretrained
 
 ALGORITHM = Algorithm(
     name="image-classification",
@@ -15,4 +15,5 @@ ALGORITHM = Algorithm(
     objectives=loglines.OBJECTIVES,
     distributed=True,
     task="sagemaker_cv.algorithms.classification.task:ClassificationTask",
+    pretrained=tuple(Pretrained(f"num_layers={n}", name) for n, name in PRETRAINED_NETWORKS.items()),
 )

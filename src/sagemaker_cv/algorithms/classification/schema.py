@@ -22,6 +22,9 @@ from sagemaker_cv.schema.base import (
 
 IMAGENET_LAYERS = (18, 34, 50, 101, 152, 200)
 CIFAR_LAYERS = (20, 32, 44, 56, 110)
+# Depths with public ImageNet weights (GluonCV's ResNet v1b, republished by timm): the only ones
+# use_pretrained_model=1 accepts. Nobody publishes a 200-layer v1b or CIFAR-style ImageNet model.
+PRETRAINED_NETWORKS = {n: f"resnet{n}_v1b" for n in (18, 34, 50, 101, 152)}
 ZERO_ONE = ("0", "1")
 
 
@@ -107,7 +110,7 @@ PARAMS = (
         "num_layers",
         INTEGER,
         "ResNet depth: 18, 34, 50, 101, 152, 200 for ImageNet-size images; 20, 32, 44, 56, 110 for "
-        "small (CIFAR-size) images. Transfer learning needs the first set.",
+        "small (CIFAR-size) images. Transfer learning needs 18, 34, 50, 101 or 152.",
         default=152,
         choices=IMAGENET_LAYERS + CIFAR_LAYERS,
     ),
@@ -175,10 +178,11 @@ def _rules(values: Mapping[str, Any], ctx: Context) -> tuple[list[str], list[str
     if values["use_weighted_loss"] and not values["multi_label"]:
         problems.append("use_weighted_loss=1: only valid with multi_label=1")
     if values["use_pretrained_model"]:
-        if values["num_layers"] not in IMAGENET_LAYERS:
+        if values["num_layers"] not in PRETRAINED_NETWORKS:
             problems.append(
-                f"num_layers={values['num_layers']}: transfer learning (use_pretrained_model=1) needs one of "
-                f"{', '.join(map(str, IMAGENET_LAYERS))}"
+                f"num_layers={values['num_layers']}: transfer learning (use_pretrained_model=1) needs ImageNet "
+                f"weights, which are published for num_layers {', '.join(map(str, PRETRAINED_NETWORKS))} only "
+                "(none for 200 or the CIFAR-size depths); choose one of those or set use_pretrained_model=0"
             )
         if values["image_shape"][0] != 3:
             problems.append("use_pretrained_model=1: needs 3-channel images (image_shape '3,h,w')")
