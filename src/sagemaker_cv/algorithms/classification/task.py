@@ -46,7 +46,7 @@ class ClassificationTask(GluonTask):
                 log.info("Searching for .rec files in %s.", self.job.paths.channel(split))
             else:
                 for f in files:
-                    log.info("Creating record files for %s", f.name)
+                    log.info("Creating record files for %s", f.path.name)
             prepared = data.prepare(self.inputs, split, self.rules, self.scratch)
             if prepared is None:
                 continue
@@ -233,5 +233,5 @@ class ClassificationTask(GluonTask):
 
 
 def _skipped_note(prepared: PreparedRecords) -> str:
-    listed = ", ".join(prepared.skipped[:5]) + (" ..." if len(prepared.skipped) > 5 else "")
-    return f"Skipped {len(prepared.skipped)} undecodable image(s) in {prepared.source}: {listed}"
+    listed = ", ".join(prepared.skipped[:5]) + (" ..." if prepared.skipped_count > 5 else "")
+    return f"Skipped {prepared.skipped_count} undecodable image(s) in {prepared.source}: {listed}"
