@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -123,3 +124,34 @@ def test_spec_command(capsys):
     assert instance_types and all(t.startswith(("ml.m", "ml.c")) for t in instance_types)
     assert cli.main(["spec", "--algorithm", "image-classification", "--image", "bad uri"]) == 2
     assert "image='bad uri'" in capsys.readouterr().err
+
+
+def test_a_missing_ml_root_says_so_instead_of_blaming_the_hyperparameters(tmp_path):
+    root = tmp_path / "nowhere"
+    assert cli.main(["validate", "--ml-root", str(root)]) == 2
+    reason = (root / "output" / "failure").read_text()
+    assert reason == (
+        f"ClientError: {root}/input/config: no such directory; SageMaker writes the job's config files "
+        "there (is --ml-root or SAGEMAKER_CV_ML_ROOT right?)"
+    )
+
+
+def test_long_values_and_many_unknown_keys_are_capped_in_log_and_reason(tmp_path, capsys):
+    hp = {"num_classes": "2", "num_training_samples": "10", "model_prefix": "p" * 200000}
+    hp.update({f"junk{i}": "" for i in range(40000)})
+    write_config(tmp_path, hp)
+    started = time.monotonic()
+    assert cli.main(["validate", "--ml-root", str(tmp_path)]) == 2
+    assert time.monotonic() - started < 10
+    reason = (tmp_path / "output" / "failure").read_text()
+    assert reason.count("unknown hyperparameter '") == 12
+    assert reason.endswith("... and 39988 more unknown hyperparameter(s)")
+    assert len(capsys.readouterr().out) < 20000
+
+    del hp["model_prefix"]
+    hp = {k: v for k, v in hp.items() if not k.startswith("junk")}
+    hp["model_prefix"] = "p" * 200000
+    write_config(tmp_path, hp, channels={})
+    cli.main(["validate", "--ml-root", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "p" * 300 not in out and "(200000 characters)" in out

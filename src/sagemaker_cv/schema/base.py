@@ -20,6 +20,9 @@ from sagemaker_cv.contract.errors import ClientError
 # Keys SageMaker tooling injects; the built-ins accept them silently.
 IGNORED_KEYS = ("_tuning_objective_metric",)
 IGNORED_PREFIXES = ("sagemaker_",)
+# Unknown keys named (with a suggestion) before the rest are only counted: suggestions cost a
+# string comparison per valid name, and the failure reason keeps 1024 characters anyway.
+MAX_UNKNOWN_LISTED = 12
 
 
 class Invalid(ValueError):
@@ -291,12 +294,15 @@ class Schema:
         problems: list[str] = []
         values: dict[str, Any] = {p.name: p.default for p in self.params}
         provided = set()
+        unknown = 0
         for key in sorted(raw, key=str):
             if key in IGNORED_KEYS or str(key).startswith(IGNORED_PREFIXES):
                 continue
             param = known.get(key)
             if param is None:
-                problems.append(_unknown(key, known, self.algorithm))
+                unknown += 1
+                if unknown <= MAX_UNKNOWN_LISTED:
+                    problems.append(_unknown(key, known, self.algorithm))
                 continue
             text = decode(raw[key])
             if text == "" and not param.required:
@@ -306,6 +312,8 @@ class Schema:
                 provided.add(key)
             except Invalid as exc:
                 problems.append(f"{key}={_show(raw[key])}: {exc}")
+        if unknown > MAX_UNKNOWN_LISTED:
+            problems.append(f"... and {unknown - MAX_UNKNOWN_LISTED} more unknown hyperparameter(s)")
         for param in self.params:
             if (
                 param.required

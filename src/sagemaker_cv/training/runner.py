@@ -22,9 +22,11 @@ def load(paths: MLPaths, algorithm: str) -> Job:
     log.info("Reading default configuration for %s: %s", algorithm, schema.defaults())
     job = load_job(paths, algorithm, num_gpus=probe_gpus())
     log.info(
-        "Merging with provided configuration from %s: %s", paths.hyperparameters, job.raw_hyperparameters
+        "Merging with provided configuration from %s: %s",
+        paths.hyperparameters,
+        logs.brief(job.raw_hyperparameters),
     )
-    log.info("Final configuration: %s", schema.final_configuration(job.hyperparameters))
+    log.info("Final configuration: %s", logs.brief(schema.final_configuration(job.hyperparameters)))
     for warning in job.warnings:
         log.warning(warning)
     return job
