@@ -7,7 +7,6 @@ Lines are parsed one at a time (`iter_lst`), so a list of millions of images is 
 from __future__ import annotations
 
 import math
-import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -15,9 +14,8 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-# ASCII only: float() and int() also read '１', '٣' and '1_0', which no .lst writer means as numbers.
-_INDEX = re.compile(r"[+-]?[0-9]+(?:\.0*)?", re.ASCII)
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+from sagemaker_cv.contract import numbers
+
 MAX_LINE = 1 << 20  # characters; a longer "line" is not a .lst line (e.g. a binary file)
 
 
@@ -51,10 +49,10 @@ def parse_line(raw: str, source: str, lineno: int, label_count: int | None) -> L
     if len(cols) < 3:
         return problem(f"expected 'index<TAB>label<TAB>path', got {len(cols)} column(s)")
     index_text, *label_texts, path = cols
-    if not _INDEX.fullmatch(index_text):
+    if not numbers.is_integer(index_text):
         return problem(f"image index {_short(index_text)} is not an integer")
     index = int(float(index_text))
-    if not all(_NUMBER.fullmatch(v) for v in label_texts):
+    if not all(numbers.is_decimal(v) for v in label_texts):
         return problem(f"labels {_short(label_texts)} must be numbers")
     labels = tuple(float(v) for v in label_texts)
     if any(not math.isfinite(v) for v in labels):
