@@ -37,6 +37,9 @@ class Algorithm:
     distributed: bool
     #: "module:Class" of its Task; None while the algorithm cannot train in this version
     task: str | None = None
+    #: glob patterns of the files it writes into the model directory: a run removes those an
+    #: earlier run on the same directory left (a loader taking the highest epoch would pick them)
+    artifacts: tuple[str, ...] = ()
 
     def channel(self, name: str) -> ChannelSpec | None:
         return next((c for c in self.channels if c.name == name), None)

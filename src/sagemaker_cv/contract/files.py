@@ -105,10 +105,10 @@ def inside(path: Path, root: Path) -> bool:
     return resolved == base or base in resolved.parents
 
 
-def disk_full(path: Path, exc: OSError, what: str) -> ClientError:
+def disk_full(path: Path, what: str) -> ClientError:
     """ENOSPC/EDQUOT while writing `path`: name it, say how much is free and what to do."""
     try:
-        free = f"{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free"
+        free = f"{shutil.disk_usage(path if path.is_dir() else path.parent).free / 2**20:.0f} MiB free"
     except OSError:
         free = "free space unknown"
     return ClientError(
@@ -129,7 +129,7 @@ def full_disk_named(path: Path, what: str) -> Iterator[None]:
         yield
     except OSError as exc:
         if is_disk_full(exc):
-            raise disk_full(path, exc, what) from None
+            raise disk_full(path, what) from None
         raise
 
 

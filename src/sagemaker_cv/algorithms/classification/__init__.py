@@ -15,4 +15,5 @@ ALGORITHM = Algorithm(
     objectives=loglines.OBJECTIVES,
     distributed=True,
     task="sagemaker_cv.algorithms.classification.task:ClassificationTask",
+    artifacts=("image-classification-*.params", "image-classification-symbol.json", "model-shapes.json"),
 )

@@ -16,6 +16,7 @@ from sagemaker_cv.algorithms.classification.network import WithActivation, class
 from sagemaker_cv.algorithms.classification.records import LabelRules, PreparedRecords
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.contract.files import write_text_atomic
 from sagemaker_cv.contract.job import Job
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params
@@ -223,8 +224,8 @@ class ClassificationTask(GluonTask):
         _, ctx = self.export_source()
         sym_path, params_path = export_symbol_params(self.export_block, model_dir / PREFIX, epoch_number, ctx)
         shapes = model_dir / "model-shapes.json"
-        shapes.write_text(
-            json.dumps([{"shape": [self.hp.mini_batch_size, *self.hp.image_shape], "name": "data"}])
+        write_text_atomic(
+            shapes, json.dumps([{"shape": [self.hp.mini_batch_size, *self.hp.image_shape], "name": "data"}])
         )
         return [sym_path, params_path, shapes]
 
