@@ -41,6 +41,7 @@ readme: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/bench_classification.py
 	$(PY) bench/bench_distributed.py
+	$(PY) bench/bench_memory.py
 
 clean:
 	rm -rf demo .pytest_cache

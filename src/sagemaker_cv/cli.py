@@ -172,6 +172,11 @@ def _users_to_fix(exc: BaseException, paths: MLPaths) -> BaseException:
             "Out of memory. Please use a larger instance and/or reduce the values of other parameters "
             "(e.g. mini_batch_size, image_shape, num_layers) if applicable"
         )
+    if type(exc).__name__ == "MXNetError" and "larger than 2^31 elements" in text:
+        return ClientError(
+            "A tensor would hold more than 2^31 elements, more than MXNet allows: lower num_classes, "
+            "image_shape or mini_batch_size"
+        )
     if is_disk_full(exc):
         return disk_full(Path(exc.filename or paths.root), "writing")
     if type(exc).__name__ == "MXNetError" and "write incomplete" in text:

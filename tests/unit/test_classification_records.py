@@ -60,7 +60,7 @@ def test_labels_that_are_not_numbers_and_headers_that_lie_name_the_record(tmp_pa
 def test_a_resize_that_would_exhaust_memory_is_a_problem():
     rules = LabelRules(3, False, (3, 8, 8), 100000)
     assert check_size(np.zeros((32, 40, 3), np.uint8), rules) == (
-        "image is 32x40; resize=100000 would make it 100000x125000 (more than 134217728 pixels); lower resize"
+        "image is 32x40; resize=100000 would make it 100000x125000 (more than 33554432 pixels); lower resize"
     )
 
 

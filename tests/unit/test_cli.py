@@ -201,6 +201,13 @@ class MXNetError(Exception):
         (MemoryError(), "ClientError: Out of memory"),
         (
             MXNetError(
+                "Check failed: param_shape.Size() < (int64_t{1} << 31) - 1 (1099511627776 vs. 2147483647) : "
+                "[InitShape-input] Size of tensor you are trying to allocate is larger than 2^31 elements."
+            ),
+            "ClientError: A tensor would hold more than 2^31 elements",
+        ),
+        (
+            MXNetError(
                 "[10:00:00] ../src/storage/./pooled_storage_manager.h:157: cudaMalloc retry failed: out of memory"
             ),
             "ClientError: Out of memory",

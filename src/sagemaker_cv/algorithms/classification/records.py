@@ -39,7 +39,7 @@ from sagemaker_cv.inputs.recordio import (
 
 # Resized images larger than this cannot be decoded by the iterator's threads without exhausting
 # memory (a resize of 100000 turns a 32 px image into 30 GB).
-MAX_RESIZED_PIXELS = 1 << 27
+MAX_RESIZED_PIXELS = 1 << 25
 NAMED_SKIPS = 12  # undecodable images named in messages; the rest are counted
 PREPARING = "writing the prepared training data"
 
