@@ -11,6 +11,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
+from test_recordio import write_rec
 
 from sagemaker_cv.algorithms.classification.data import lst_lines
 from sagemaker_cv.algorithms.classification.records import LabelRules, check_size, pack_lst, scan_recordio
@@ -25,12 +26,8 @@ def png(value=0, size=8):
     return cv2.imencode(".png", np.full((size, size, 3), value, np.uint8))[1].tobytes()
 
 
-def write_records(path, headers_and_payloads):
-    writer = mx.recordio.MXRecordIO(str(path), "w")
-    for payload in headers_and_payloads:
-        writer.write(payload)
-    writer.close()
-    return [Shard(path, f"train/{path.name}")]
+def write_records(path, payloads):
+    return [Shard(write_rec(path, payloads), f"train/{path.name}")]
 
 
 def test_labels_that_are_not_numbers_and_headers_that_lie_name_the_record(tmp_path):

@@ -50,13 +50,13 @@ def parse_line(raw: str, source: str, lineno: int, label_count: int | None) -> L
         return problem(f"expected 'index<TAB>label<TAB>path', got {len(cols)} column(s)")
     index_text, *label_texts, path = cols
     if not numbers.is_integer(index_text):
-        return problem(f"image index {_short(index_text)} is not an integer")
+        return problem(f"image index {short_repr(index_text)} is not an integer")
     index = int(float(index_text))
     if not all(numbers.is_decimal(v) for v in label_texts):
-        return problem(f"labels {_short(label_texts)} must be numbers")
+        return problem(f"labels {short_repr(label_texts)} must be numbers")
     labels = tuple(float(v) for v in label_texts)
     if any(not math.isfinite(v) for v in labels):
-        return problem(f"labels {_short(label_texts)} must be finite numbers")
+        return problem(f"labels {short_repr(label_texts)} must be finite numbers")
     if label_count is not None and len(labels) != label_count:
         return problem(
             f"{len(labels)} label column(s), expected {label_count}"
@@ -64,7 +64,7 @@ def parse_line(raw: str, source: str, lineno: int, label_count: int | None) -> L
         )
     bad_path = check_relative_path(path)
     if bad_path:
-        return problem(f"path {_short(path)} {bad_path}")
+        return problem(f"path {short_repr(path)} {bad_path}")
     return LstEntry(lineno, index, labels, path, source)
 
 
@@ -184,6 +184,7 @@ def check_relative_path(path: str) -> str | None:
     return None
 
 
-def _short(value: object) -> str:
+def short_repr(value: object) -> str:
+    """repr() cut to 80 characters, for messages that quote the user's values."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

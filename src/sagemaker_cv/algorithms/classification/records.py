@@ -24,7 +24,7 @@ import numpy as np
 
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.files import full_disk_named, inside, open_regular
-from sagemaker_cv.inputs.lst import IndexTracker, LstEntry, LstProblem
+from sagemaker_cv.inputs.lst import IndexTracker, LstEntry, LstProblem, short_repr
 from sagemaker_cv.inputs.recordio import (
     MAX_RECORD_BYTES,
     Problems,
@@ -81,7 +81,7 @@ def check_labels(labels: np.ndarray, rules: LabelRules) -> str | None:
                 "0/1 values (multi_label=1)"
             )
         if not np.all((labels == 0) | (labels == 1)):
-            return f"multi-hot labels must be 0 or 1, got {_short(labels.tolist())}"
+            return f"multi-hot labels must be 0 or 1, got {short_repr(labels.tolist())}"
         return None
     if labels.size != 1:
         return f"has {labels.size} labels, expected one class index (or set multi_label=1)"
@@ -165,6 +165,14 @@ class SampleChecks:
         if not self.kept:
             raise ClientError(empty)
 
+    def prepared(
+        self, channel: str, source: str, files: tuple[Path, ...], path_imgrec: str, idx: Path
+    ) -> PreparedRecords:
+        """What the checks found, with the files that hold the kept samples."""
+        return PreparedRecords(
+            channel, source, files, path_imgrec, idx, self.kept, self.skipped, self.skipped_count, self.counts
+        )
+
 
 _IR_HEADER = struct.Struct("IfQQ")  # mx.recordio's IRHeader: flag, label, id, id2
 
@@ -222,17 +230,7 @@ def scan_recordio(shards: Sequence[Shard], channel: str, rules: LabelRules, scra
     idx = scratch / f"{channel}.idx"
     with full_disk_named(idx, PREPARING):
         write_index(idx, files)
-    return PreparedRecords(
-        channel,
-        source,
-        tuple(files),
-        joined_path(files, scratch),
-        idx,
-        checks.kept,
-        checks.skipped,
-        checks.skipped_count,
-        checks.counts,
-    )
+    return checks.prepared(channel, source, tuple(files), joined_path(files, scratch), idx)
 
 
 def read_image(image_dir: Path, entry: LstEntry, where: str, channel: str) -> bytes | str:
@@ -307,19 +305,4 @@ def pack_lst(
         if listed
         else f"{lst_name}: lists no images"
     )
-    return PreparedRecords(
-        channel,
-        lst_name,
-        (rec,),
-        str(rec),
-        idx,
-        checks.kept,
-        checks.skipped,
-        checks.skipped_count,
-        checks.counts,
-    )
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return checks.prepared(channel, lst_name, (rec,), str(rec), idx)
