@@ -230,3 +230,19 @@ def test_a_write_interrupted_by_a_stop_still_completes(tmp_path):
         state = engine.fit(Signalled(tmp_path, [0.5, 0.6]), hooks(stop=stop), epochs=2, stop=stop)
     assert state.interrupted and state.epoch == 0
     assert saves == [1] and params(tmp_path) == ["m-0001.params"]
+
+
+def test_a_stop_between_the_last_batch_and_validation_skips_validation_and_keeps_the_epoch(tmp_path):
+    stop = engine.StopRequest()
+
+    class StoppedAtTheEnd(ToyTask):
+        def batches(self, epoch):
+            yield from super().batches(epoch)
+            stop.set()  # after the loop's last check, before the epoch's hooks
+
+        def evaluate(self):
+            raise AssertionError("validation ran after a stop")
+
+    state = engine.fit(StoppedAtTheEnd(tmp_path, [0.5]), hooks(stop=stop), epochs=3, stop=stop)
+    assert state.interrupted and state.epoch == 0
+    assert params(tmp_path) == ["m-0001.params"]

@@ -75,7 +75,10 @@ def fit(
     resume: dict[str, Any] | None = None,
 ) -> State:
     """Train for `epochs` epochs. `resume` is a `State.state_dict()` taken after an epoch ended:
-    training goes on with the next epoch."""
+    training goes on with the next epoch.
+
+    A stop request (`stop` set, by a signal or a hook) ends the loop after the batch in progress;
+    only while the epoch's hooks run (validation can take minutes) does a signal interrupt them."""
     state = State(epochs=epochs)
     first = 0
     if resume is not None:
@@ -83,65 +86,65 @@ def fit(
         state.epoch_trained = True
         first = state.epoch + 1
     stop = stop or threading.Event()
-    for hook in hooks:
-        hook.before_train(task, state)
-    try:
-        for epoch in range(first, epochs):
-            state.epoch = epoch
-            for hook in hooks:
-                hook.before_epoch(task, state)
-            _train_epoch(task, hooks, state, stop)
-            if state.interrupted:
-                log.info(
-                    "Stop requested (SIGTERM): ending training after epoch %d batch %d", epoch, state.step
-                )
-                break
-            state.epoch_trained = True
-            try:
-                for hook in hooks:
-                    hook.after_epoch(task, state)
-            except TrainingInterrupted:  # raised by the signal handler while validating
-                state.interrupted = True
-            if state.interrupted or stop.is_set():
-                state.interrupted = True
-                log.info("Stop requested (SIGTERM): ending training after epoch %d", epoch)
-                break
-            if state.stop_reason:
-                log.info(state.stop_reason)
-                break
-    except BaseException:
-        state.failed = True
-        raise
-    finally:
+    # A stop never cuts a batch or a model write short (on several hosts every worker must finish
+    # its step); the loop checks the flag between batches.
+    with deferred(stop):
         for hook in hooks:
-            hook.after_train(task, state)
+            hook.before_train(task, state)
+        try:
+            for epoch in range(first, epochs):
+                state.epoch = epoch
+                for hook in hooks:
+                    hook.before_epoch(task, state)
+                _train_epoch(task, hooks, state, stop)
+                if state.interrupted:
+                    log.info(
+                        "Stop requested (SIGTERM): ending training after epoch %d batch %d", epoch, state.step
+                    )
+                    break
+                state.epoch_trained = True
+                try:
+                    with interruptible(stop):
+                        for hook in hooks:
+                            hook.after_epoch(task, state)
+                except TrainingInterrupted:  # raised by the signal handler while validating
+                    state.interrupted = True
+                if state.interrupted or stop.is_set():
+                    state.interrupted = True
+                    log.info("Stop requested (SIGTERM): ending training after epoch %d", epoch)
+                    break
+                if state.stop_reason:
+                    log.info(state.stop_reason)
+                    break
+        except BaseException:
+            state.failed = True
+            raise
+        finally:
+            for hook in hooks:
+                hook.after_train(task, state)
     return state
 
 
 def _train_epoch(task: Task, hooks: list[Hook], state: State, stop: threading.Event) -> None:
     """One epoch's batches; a stop request ends it after the batch in progress."""
-    batches = iter(task.batches(state.epoch))
-    while True:
-        # A stop never cuts a batch short (on several hosts, every worker must finish its step).
-        with deferred(stop):
-            batch = next(batches, _END)
-            if batch is _END:
-                return
-            samples = task.train_step(batch)
-            state.step += 1
-            for hook in hooks:
-                hook.after_step(task, state, samples)
+    for batch in task.batches(state.epoch):
+        samples = task.train_step(batch)
+        state.step += 1
+        for hook in hooks:
+            hook.after_step(task, state, samples)
         if stop.is_set():
             state.interrupted = True
             return
 
 
-_END = object()
-
-
 def deferred(stop: threading.Event | None):
     """Defer a stop request's interruption while the block runs, if `stop` is a signal's."""
     return stop.deferred() if isinstance(stop, StopRequest) else nullcontext()
+
+
+def interruptible(stop: threading.Event | None):
+    """Let a signal interrupt the block at once, if `stop` is a signal's."""
+    return stop.interruptible() if isinstance(stop, StopRequest) else nullcontext()
 
 
 class StopRequest(threading.Event):
@@ -154,6 +157,7 @@ class StopRequest(threading.Event):
         super().__init__()
         self._deferring = 0
         self._raised = False
+        self.signal_name = "SIGTERM"
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -163,8 +167,22 @@ class StopRequest(threading.Event):
         finally:
             self._deferring -= 1
 
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Inside a deferred block: a block that a signal interrupts at once (and that does not
+        start when a stop was asked for already)."""
+        outer, self._deferring = self._deferring, 0
+        try:
+            if self.is_set() and not self._raised:
+                self._raised = True
+                raise TrainingInterrupted(self.signal_name)
+            yield
+        finally:
+            self._deferring = outer
+
     def request(self, name: str) -> None:
         """Called by the signal handler (in the main thread, between two bytecodes)."""
+        self.signal_name = name
         self.set()
         if not self._deferring and not self._raised:
             self._raised = True  # once: a second signal must not break the clean-up that follows
