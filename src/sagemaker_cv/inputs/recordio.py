@@ -150,6 +150,29 @@ def read_records(path: Path, name: str) -> Iterator[Record]:
             raise ClientError(os_problem(name, exc)) from None
 
 
+_IR_HEADER = struct.Struct("IfQQ")  # mx.recordio's IRHeader: flag, label, id, id2
+
+
+def unpack_image_record(payload: bytes) -> tuple[int, np.ndarray, bytes] | str:
+    """(id, label vector, image bytes) of an image record (mx.recordio.pack's IRHeader: flag,
+    label, id, id2; with flag > 0, flag float32 labels follow the header), or why it is not one.
+    Unlike mx.recordio.unpack, a header that claims more labels than the record holds is a
+    problem, not a ValueError."""
+    if len(payload) < _IR_HEADER.size:
+        return "too short to hold an image record header; make the file with im2rec"
+    flag, label, record_id, _ = _IR_HEADER.unpack_from(payload)
+    start = _IR_HEADER.size
+    if flag == 0:
+        return record_id, np.array([label], dtype=np.float32), payload[start:]
+    if flag * 4 > len(payload) - start:
+        return (
+            f"header (id {record_id}) claims {flag} labels, more than the "
+            f"{len(payload) - start} bytes after it hold; make the file with im2rec"
+        )
+    labels = np.frombuffer(payload, dtype=np.float32, count=flag, offset=start)
+    return record_id, labels, payload[start + flag * 4 :]
+
+
 # ---- several files as one dataset --------------------------------------------------------------
 
 

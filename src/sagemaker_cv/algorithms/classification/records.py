@@ -13,7 +13,6 @@ does not grow with the number or the size of the images.
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from sagemaker_cv.inputs.recordio import (
     describe,
     joined_path,
     read_shards,
+    unpack_image_record,
     write_index,
 )
 
@@ -174,27 +174,6 @@ class SampleChecks:
         )
 
 
-_IR_HEADER = struct.Struct("IfQQ")  # mx.recordio's IRHeader: flag, label, id, id2
-
-
-def unpack_header(payload: bytes) -> tuple[int, np.ndarray, bytes] | str:
-    """(id, label vector, image bytes) of an image record, or why it is not one. Unlike
-    mx.recordio.unpack, a header that claims more labels than the record holds is a problem."""
-    if len(payload) < _IR_HEADER.size:
-        return "too short to hold an image record header; make the file with im2rec"
-    flag, label, record_id, _ = _IR_HEADER.unpack_from(payload)
-    start = _IR_HEADER.size
-    if flag == 0:
-        return record_id, np.array([label], dtype=np.float32), payload[start:]
-    if flag * 4 > len(payload) - start:
-        return (
-            f"header (id {record_id}) claims {flag} labels, more than the "
-            f"{len(payload) - start} bytes after it hold; make the file with im2rec"
-        )
-    labels = np.frombuffer(payload, dtype=np.float32, count=flag, offset=start)
-    return record_id, labels, payload[start + flag * 4 :]
-
-
 def scan_recordio(shards: Sequence[Shard], channel: str, rules: LabelRules, scratch: Path) -> PreparedRecords:
     """Validate every record of a channel's .rec files; raise ClientError listing what is wrong."""
     checks = SampleChecks(rules)
@@ -203,7 +182,7 @@ def scan_recordio(shards: Sequence[Shard], channel: str, rules: LabelRules, scra
     for shard, record in read_shards(shards):
         read += 1
         where = f"{shard.name} record {record.number}"
-        unpacked = unpack_header(record.payload)
+        unpacked = unpack_image_record(record.payload)
         if isinstance(unpacked, str):
             checks.problems.add(f"{where}: {unpacked}")
             continue
