@@ -6,7 +6,7 @@ Each command runs as a child process; its peak RSS is the kernel's figure for th
 100 KB), listed (or packed) N times, trained at 64 px on a CIFAR-size ResNet so that an epoch of
 the 10x set stays short on a CPU.
 
-    python bench/bench_memory.py [--images 100] [--scale 10]
+    python bench/bench_memory.py [--images 100] [--scale 10] [--format recordio|lst]
 """
 
 from __future__ import annotations
@@ -93,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--images", type=int, default=100, help="images at 1x")
     parser.add_argument("--scale", type=int, default=10, help="the larger set is this many times the first")
+    parser.add_argument("--format", choices=("recordio", "lst"), action="append", help="default: both")
     args = parser.parse_args(argv)
     jpeg = photo(np.random.default_rng(0))
     print(f"Peak RSS (MiB) of validate and of one epoch of train; one {len(jpeg) // 1024} KB JPEG, {SIZE} px")
     print(f"{'format':<10}{'command':<10}{'1x':>10}{f'{args.scale}x':>10}{'growth':>10}")
     worst = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as work:
-        for content in ("recordio", "lst"):
+        for content in args.format or ("recordio", "lst"):
             peaks: dict[str, list[float]] = {"validate": [], "train": []}
             for factor in (1, args.scale):
                 root = Path(work) / f"{content}-{factor}"
