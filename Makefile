@@ -65,6 +65,7 @@ test-weights: $(VENV)/.installed $(WEIGHTS_VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/bench_classification.py
 	$(PY) bench/bench_distributed.py
+	$(PY) bench/bench_memory.py
 
 clean:
 	rm -rf demo .pytest_cache

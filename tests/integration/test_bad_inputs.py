@@ -143,13 +143,6 @@ def test_channel_problems_are_reported_together(tree):
     )
 
 
-def test_two_rec_files_in_one_channel(tree):
-    root = tree()
-    train_dir = root / "input" / "data" / "train"
-    (train_dir / "copy.rec").write_bytes(next(train_dir.glob("train.rec")).read_bytes())
-    expect_client_error(train(root), "channel 'train': expected exactly one .rec file")
-
-
 def test_lst_without_resize_and_missing_lst_channel(tree):
     root = tree(content="lst")
     set_hyperparameters(root, resize=None)

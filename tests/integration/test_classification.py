@@ -151,10 +151,11 @@ def test_augmentations_change_what_the_network_sees(tree, tmp_path):
     """None is deterministic; crop moves and flips; crop_color also shifts colours."""
     from sagemaker_cv.algorithms.classification.data import record_iter
     from sagemaker_cv.algorithms.classification.records import LabelRules, scan_recordio
+    from sagemaker_cv.inputs.recordio import find_shards
 
     root = tree(per_class=4, val_per_class=2, image_size=40)
     rules = LabelRules(3, False, (3, 32, 32), None)
-    prepared = scan_recordio(next((root / "input/data/train").glob("*.rec")), "train", rules, tmp_path / "s")
+    prepared = scan_recordio(find_shards(root / "input/data/train", "train"), "train", rules, tmp_path / "s")
 
     def first_batches(augmentation, seed):
         # Augmenters apply to training iterators only; validation reads center crops.

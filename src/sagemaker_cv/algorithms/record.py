@@ -47,6 +47,9 @@ class Algorithm:
     task: str | None = None
     #: the networks use_pretrained_model=1 loads (`sagemaker-cv weights list` shows them)
     pretrained: tuple[Pretrained, ...] = ()
+    #: glob patterns of the files it writes into the model directory: a run removes those an
+    #: earlier run on the same directory left (a loader taking the highest epoch would pick them)
+    artifacts: tuple[str, ...] = ()
 
     def channel(self, name: str) -> ChannelSpec | None:
         return next((c for c in self.channels if c.name == name), None)

@@ -36,6 +36,11 @@ class MLPaths:
         return self.data_dir / name
 
     @property
+    def scratch_dir(self) -> Path:
+        """Our prepared data: on the ml root's (large) volume, outside what SageMaker uploads."""
+        return self.root / "input" / "sagemaker-cv-scratch"
+
+    @property
     def model_dir(self) -> Path:
         return self.root / "model"
 

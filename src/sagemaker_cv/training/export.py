@@ -12,6 +12,8 @@ from pathlib import Path
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
+from sagemaker_cv.contract.files import atomic_path
+
 
 def structural_params(block: HybridBlock) -> dict:
     """Parameters keyed by their place in the block tree (stable across instances)."""
@@ -52,6 +54,9 @@ def export_symbol_params(block: HybridBlock, prefix: Path, epoch: int, ctx) -> t
         save["aux:" + name] = params[name].data(ctx).astype("float32").as_in_context(mx.cpu())
     sym_path = Path(f"{prefix}-symbol.json")
     params_path = Path(f"{prefix}-{epoch:04d}.params")
-    sym.save(str(sym_path))
-    mx.nd.save(str(params_path), save)
+    # Written under a temporary name and renamed: a job killed mid-write leaves no truncated file.
+    with atomic_path(sym_path) as temp:
+        sym.save(str(temp))
+    with atomic_path(params_path) as temp:
+        mx.nd.save(str(temp), save)
     return sym_path, params_path

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from mxnet import autograd, gluon
 from mxnet.gluon import HybridBlock
 
 from sagemaker_cv import algorithms
+from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.job import Job
 from sagemaker_cv.distributed.plan import data_shard
 from sagemaker_cv.training.devices import DevicePlan, contexts
@@ -37,6 +38,15 @@ from sagemaker_cv.training.tally import Tally
 from sagemaker_cv.training.task import Metrics, Prepared, Task
 
 LOG_INTERVAL_ENV = "SAGEMAKER_CV_LOG_INTERVAL"
+
+
+def log_interval_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    value = environ.get(LOG_INTERVAL_ENV, "20")
+    if not (value.strip().isascii() and value.strip().isdigit() and int(value) >= 1):
+        raise ClientError(
+            f"{LOG_INTERVAL_ENV}={value!r}: expected a positive integer (batches between two log lines)"
+        )
+    return int(value)
 
 
 def equal_batches(make_pass: Callable[[], Iterable], steps: int) -> Iterator[Any]:
@@ -60,7 +70,7 @@ class GluonTask(Task):
         self.job, self.plan, self.scratch = job, plan, scratch
         self.hp = job.hyperparameters
         self.schema = algorithms.get(job.algorithm).schema
-        self.log_interval = int(os.environ.get(LOG_INTERVAL_ENV, "20"))
+        self.log_interval = log_interval_from_env()
         self.dtype = "float16" if self.hp.get("precision_dtype") == "float16" else "float32"
         self.tally = Tally()
         self.notes: tuple[str, ...] = ()

@@ -16,4 +16,5 @@ ALGORITHM = Algorithm(
     distributed=True,
     task="sagemaker_cv.algorithms.classification.task:ClassificationTask",
     pretrained=tuple(Pretrained(f"num_layers={n}", name) for n, name in PRETRAINED_NETWORKS.items()),
+    artifacts=("image-classification-*.params", "image-classification-symbol.json", "model-shapes.json"),
 )

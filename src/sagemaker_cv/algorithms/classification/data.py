@@ -1,13 +1,16 @@
 """Image classification inputs: which channels hold what, and the iterators that read them.
 
-Two formats, as the built-in: RecordIO (`train`, `validation` hold one .rec each) and images
-with .lst files (`train` + `train_lst`, `validation` + `validation_lst`). Both end as indexed
-RecordIO read by MXNet's ImageRecordIter, whose augmenters are exactly the built-in's.
+Two formats, as the built-in: RecordIO (`train`, `validation` hold one or more .rec files each,
+read as one dataset) and images with .lst files (`train` + `train_lst`, `validation` +
+`validation_lst`). Both end as indexed RecordIO read by MXNet's ImageRecordIter, whose augmenters
+are exactly the built-in's.
 """
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +26,10 @@ from sagemaker_cv.algorithms.classification.records import (
 from sagemaker_cv.contract.config import Channel
 from sagemaker_cv.contract.content_types import IMAGE_TYPES, RECORDIO
 from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.contract.files import open_regular
 from sagemaker_cv.contract.paths import MLPaths
-from sagemaker_cv.inputs.lst import parse_lst
+from sagemaker_cv.inputs.lst import LstEntry, LstProblem, bounded_lines, iter_lst
+from sagemaker_cv.inputs.recordio import Shard, find_shards
 
 KNOWN_CHANNELS = tuple(c.name for c in CHANNELS)
 
@@ -32,8 +37,8 @@ KNOWN_CHANNELS = tuple(c.name for c in CHANNELS)
 @dataclass(frozen=True)
 class Inputs:
     format: str  # "recordio" | "lst"
-    train: tuple[Path, ...]  # the .rec, or the .lst files
-    validation: tuple[Path, ...]  # empty: no validation channel
+    train: tuple[Shard, ...]  # the .rec files, or the .lst files, in reading order
+    validation: tuple[Shard, ...]  # empty: no validation channel
     image_dirs: dict  # channel -> directory that .lst paths are relative to
 
 
@@ -74,14 +79,13 @@ def resolve_inputs(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
     for name in ("train", "validation"):
         if name not in channels:
             continue
-        found = sorted(paths.channel(name).rglob("*.rec")) if paths.channel(name).is_dir() else []
-        if len(found) != 1:
-            problems.append(
-                f"channel {name!r}: expected exactly one .rec file in {paths.channel(name)}, found "
-                + (", ".join(p.name for p in found) if found else "none")
-            )
-        else:
-            files[name] = (found[0],)
+        try:
+            files[name] = tuple(find_shards(paths.channel(name), name))
+        except ClientError as exc:
+            problems.extend(exc.problems)
+            continue
+        if not files[name]:
+            problems.append(f"channel {name!r}: no .rec file in {paths.channel(name)}")
     if problems:
         raise ClientError(problems)
     return Inputs("recordio", files["train"], files.get("validation", ()), {})
@@ -104,10 +108,13 @@ def _resolve_lst(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
         if name not in channels:
             continue
         directory = paths.channel(name)
-        found = sorted(directory.rglob("*.lst")) if directory.is_dir() else []
-        if not found:
+        try:
+            lists[name] = tuple(find_shards(directory, name, ".lst"))
+        except ClientError as exc:
+            problems.extend(exc.problems)
+            continue
+        if not lists[name]:
             problems.append(f"channel {name!r}: no .lst file in {directory}")
-        lists[name] = tuple(found)
     for name in ("train", "validation"):
         if name in channels and not paths.channel(name).is_dir():
             problems.append(f"channel {name!r}: directory {paths.channel(name)} does not exist")
@@ -127,21 +134,20 @@ def prepare(inputs: Inputs, split: str, rules: LabelRules, scratch: Path) -> Pre
     if not files:
         return None
     if inputs.format == "recordio":
-        return scan_recordio(files[0], split, rules, scratch)
-    entries, problems = [], []
-    for lst_file in files:
-        name = f"{split}_lst/{lst_file.name}"
-        parsed, found = parse_lst(
-            lst_file.read_text(encoding="utf-8", errors="replace"), name, label_count=rules.label_width
-        )
-        entries.extend(parsed)
-        problems.extend(found)
-    if problems:
-        raise ClientError(
-            problems[:12] + ([f"... and {len(problems) - 12} more"] if len(problems) > 12 else [])
-        )
-    source = ", ".join(f"{split}_lst/{f.name}" for f in files)
-    return pack_lst(entries, source, inputs.image_dirs[split], split, rules, scratch)
+        return scan_recordio(files, split, rules, scratch)
+    source = ", ".join(f.name for f in files)
+    return pack_lst(
+        lst_lines(files, rules.label_width), source, inputs.image_dirs[split], split, rules, scratch
+    )
+
+
+def lst_lines(files: tuple[Shard, ...], label_width: int) -> Iterator[LstEntry | LstProblem]:
+    """The entries and problems of every .lst file of a channel, in order, read line by line."""
+    for lst in files:
+        with open_regular(lst.path, lst.name) as raw:
+            # Undecodable bytes become U+FFFD: the path then names no image, which is reported.
+            text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None)
+            yield from iter_lst(bounded_lines(text.readline), lst.name, label_count=label_width)
 
 
 AUGMENTATIONS = {
@@ -177,13 +183,14 @@ def record_iter(
     kwargs = dict(AUGMENTATIONS[augmentation] if train else {})
     if rules.resize:
         kwargs["resize"] = rules.resize
-    if num_parts > 1:
-        # Exact record-count partitions need the index; without one, parts are byte ranges.
-        # Reading through the index costs random access, so single workers go sequentially
-        # (ImageRecordIter still shuffles within its read chunks every epoch).
+    if num_parts > 1 or (train and len(prepared.files) > 1):
+        # Exact record-count partitions need the index (without one, parts are byte ranges), and
+        # so does shuffling across several files. Reading through the index costs random access,
+        # so a single worker on one file goes sequentially (ImageRecordIter still shuffles within
+        # its read chunks every epoch).
         kwargs["path_imgidx"] = str(prepared.idx)
     return mx.io.ImageRecordIter(
-        path_imgrec=str(prepared.rec),
+        path_imgrec=prepared.path_imgrec,
         data_shape=rules.image_shape,
         label_width=rules.label_width,
         batch_size=batch_size,

@@ -18,8 +18,10 @@ from sagemaker_cv.schema.base import (
     Invalid,
     Param,
     Schema,
+    parse_int,
 )
 
+MAX_SIDE = 8192  # pixels; a larger network input does not fit a GPU, and overflows MXNet's shapes
 IMAGENET_LAYERS = (18, 34, 50, 101, 152, 200)
 CIFAR_LAYERS = (20, 32, 44, 56, 110)
 # Depths with public ImageNet weights (GluonCV's ResNet v1b, republished by timm): the only ones
@@ -31,11 +33,13 @@ ZERO_ONE = ("0", "1")
 def image_shape(text: str) -> tuple[int, int, int]:
     parts = [p.strip() for p in text.split(",")]
     try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
+        shape = tuple(parse_int(p) for p in parts)
+    except Invalid:
         shape = ()
-    if len(shape) != 3 or shape[0] not in (1, 3) or shape[1] < 1 or shape[2] < 1:
-        raise Invalid("expected 'channels,height,width' with channels 1 or 3, e.g. '3,224,224'")
+    if len(shape) != 3 or shape[0] not in (1, 3) or not all(1 <= side <= MAX_SIDE for side in shape[1:]):
+        raise Invalid(
+            "expected 'channels,height,width' with channels 1 or 3 and sides up to 8192, e.g. '3,224,224'"
+        )
     return shape  # type: ignore[return-value]
 
 
@@ -77,7 +81,7 @@ PARAMS = (
         "Input dimensions 'channels,height,width' of the network; images are cropped to height x width.",
         default=(3, 224, 224),
         convert=image_shape,
-        valid_text="'channels,height,width' with channels 1 or 3",
+        valid_text="'channels,height,width' with channels 1 or 3 and sides up to 8192",
     ),
     common.kv_store(),
     _float01("learning_rate", "Initial learning rate.", 0.1, True),
@@ -175,6 +179,8 @@ def _rules(values: Mapping[str, Any], ctx: Context) -> tuple[list[str], list[str
         warnings.append(
             f"top_k={top_k} is ignored with multi_label=1 (top-k accuracy is for single-label data)"
         )
+    if values["learning_rate"] == 0:
+        warnings.append("learning_rate=0: the weights will not change; training runs but learns nothing")
     if values["use_weighted_loss"] and not values["multi_label"]:
         problems.append("use_weighted_loss=1: only valid with multi_label=1")
     if values["use_pretrained_model"]:

@@ -16,6 +16,7 @@ from sagemaker_cv.algorithms.classification.network import WithActivation, class
 from sagemaker_cv.algorithms.classification.records import LabelRules, PreparedRecords
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.contract.files import write_text_atomic
 from sagemaker_cv.contract.job import Job
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params
@@ -46,7 +47,7 @@ class ClassificationTask(GluonTask):
                 log.info("Searching for .rec files in %s.", self.job.paths.channel(split))
             else:
                 for f in files:
-                    log.info("Creating record files for %s", f.name)
+                    log.info("Creating record files for %s", f.path.name)
             prepared = data.prepare(self.inputs, split, self.rules, self.scratch)
             if prepared is None:
                 continue
@@ -223,8 +224,8 @@ class ClassificationTask(GluonTask):
         _, ctx = self.export_source()
         sym_path, params_path = export_symbol_params(self.export_block, model_dir / PREFIX, epoch_number, ctx)
         shapes = model_dir / "model-shapes.json"
-        shapes.write_text(
-            json.dumps([{"shape": [self.hp.mini_batch_size, *self.hp.image_shape], "name": "data"}])
+        write_text_atomic(
+            shapes, json.dumps([{"shape": [self.hp.mini_batch_size, *self.hp.image_shape], "name": "data"}])
         )
         return [sym_path, params_path, shapes]
 
@@ -233,5 +234,5 @@ class ClassificationTask(GluonTask):
 
 
 def _skipped_note(prepared: PreparedRecords) -> str:
-    listed = ", ".join(prepared.skipped[:5]) + (" ..." if len(prepared.skipped) > 5 else "")
-    return f"Skipped {len(prepared.skipped)} undecodable image(s) in {prepared.source}: {listed}"
+    listed = ", ".join(prepared.skipped[:5]) + (" ..." if prepared.skipped_count > 5 else "")
+    return f"Skipped {prepared.skipped_count} undecodable image(s) in {prepared.source}: {listed}"
