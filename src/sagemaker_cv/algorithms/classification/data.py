@@ -8,7 +8,7 @@ RecordIO read by MXNet's ImageRecordIter, whose augmenters are exactly the built
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import mxnet as mx
@@ -20,6 +20,7 @@ from sagemaker_cv.algorithms.classification.records import (
     pack_lst,
     scan_recordio,
 )
+from sagemaker_cv.algorithms.classification.stream import resolve_streams
 from sagemaker_cv.contract.config import Channel
 from sagemaker_cv.contract.content_types import IMAGE_TYPES, RECORDIO
 from sagemaker_cv.contract.errors import ClientError
@@ -32,35 +33,40 @@ KNOWN_CHANNELS = tuple(c.name for c in CHANNELS)
 @dataclass(frozen=True)
 class Inputs:
     format: str  # "recordio" | "lst"
-    train: tuple[Path, ...]  # the .rec, or the .lst files
-    validation: tuple[Path, ...]  # empty: no validation channel
+    train: tuple[Path, ...]  # the .rec, or the .lst files (empty when the split streams)
+    validation: tuple[Path, ...]  # empty: no validation channel, or it streams
     image_dirs: dict  # channel -> directory that .lst paths are relative to
+    streams: dict = field(default_factory=dict)  # split -> stream.StreamSpec, for Pipe-mode channels
 
 
-def resolve_inputs(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
+def resolve_inputs(channels: dict[str, Channel], paths: MLPaths, hp=None) -> Inputs:
     """Decide the input format and find the files; every problem in one ClientError."""
     problems: list[str] = []
     for name, ch in channels.items():
         if name == "model":
-            problems.append(
-                "channel 'model': incremental training from a model.tar.gz is not supported by this image; "
-                "remove the channel"
-            )
-        elif name not in KNOWN_CHANNELS:
+            continue  # incremental training: checked by training.incremental
+        if name not in KNOWN_CHANNELS:
             problems.append(
                 f"channel {name!r}: not used by image classification (expected {', '.join(KNOWN_CHANNELS)})"
             )
-        if ch.input_mode == "Pipe":
-            problems.append(f"channel {name!r}: Pipe input mode is not supported; use File or FastFile")
         if ch.media_type and ch.media_type not in (RECORDIO, *IMAGE_TYPES):
             problems.append(
                 f"channel {name!r} ContentType={ch.content_type!r}: expected {RECORDIO} or one of {', '.join(IMAGE_TYPES)}"
             )
+    streams, stream_problems = resolve_streams(channels, hp or {})
+    problems += stream_problems
     if "train" not in channels:
         problems.append("channel 'train' is missing: it holds the training .rec file or images")
     if problems:
         raise ClientError(problems)
+    if "train" in streams:
+        return Inputs("recordio", (), (), {}, streams)
+    files = _resolve_files({k: v for k, v in channels.items() if k not in streams}, paths)
+    return replace(files, streams=streams)
 
+
+def _resolve_files(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
+    problems: list[str] = []
     media = channels["train"].media_type
     lst = media in IMAGE_TYPES or (media is None and "train_lst" in channels)
     if lst:
@@ -122,7 +128,8 @@ def _resolve_lst(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
 
 
 def prepare(inputs: Inputs, split: str, rules: LabelRules, scratch: Path) -> PreparedRecords | None:
-    """Validate one split's data and make it readable by ImageRecordIter."""
+    """Validate one split's data and make it readable by ImageRecordIter (None: no such split,
+    or it streams in Pipe mode and is checked as it arrives)."""
     files = inputs.train if split == "train" else inputs.validation
     if not files:
         return None
@@ -172,6 +179,7 @@ def record_iter(
     part_index: int = 0,
     seed: int = 0,
     threads: int | None = None,
+    shuffle: bool | None = None,
 ) -> mx.io.ImageRecordIter:
     """ImageRecordIter yielding raw 0-255 RGB pixels (the network normalises its own input)."""
     kwargs = dict(AUGMENTATIONS[augmentation] if train else {})
@@ -187,7 +195,7 @@ def record_iter(
         data_shape=rules.image_shape,
         label_width=rules.label_width,
         batch_size=batch_size,
-        shuffle=train,
+        shuffle=train if shuffle is None else shuffle,
         round_batch=train,  # validation must see each sample once; the pad is dropped from metrics
         num_parts=num_parts,
         part_index=part_index,
