@@ -55,3 +55,35 @@ def export_symbol_params(block: HybridBlock, prefix: Path, epoch: int, ctx) -> t
     sym.save(str(sym_path))
     mx.nd.save(str(params_path), save)
     return sym_path, params_path
+
+
+def load_exported(block: HybridBlock, symbol_path: Path, params_path: Path) -> str | None:
+    """Load `export_symbol_params` files into `block`, a network of the same structure built in
+    this process. Parameter names carry Gluon's global instance counters (`resnetv10_`, `dense1_`),
+    which differ between processes, so parameters are matched by their position in the graph,
+    after checking that both graphs are the same but for names. Returns why the files do not fit,
+    or None once loaded."""
+    import json
+
+    from sagemaker_cv.training.incremental import graph_signature
+
+    saved = mx.sym.load(str(symbol_path))
+    ours = block(mx.sym.var("data"))
+    if graph_signature(json.loads(saved.tojson())) != graph_signature(json.loads(ours.tojson())):
+        return f"the network in {symbol_path.name} is not the one this job builds (its graph differs)"
+    values = mx.nd.load(str(params_path))
+    params = block.collect_params()
+    pairs = [("arg", a, b) for a, b in zip(saved.list_arguments(), ours.list_arguments())]
+    pairs += [("aux", a, b) for a, b in zip(saved.list_auxiliary_states(), ours.list_auxiliary_states())]
+    for kind, theirs, mine in pairs:
+        if mine == "data":
+            continue
+        value = values.get(f"{kind}:{theirs}")
+        if value is None:
+            return f"{params_path.name} has no {kind}:{theirs}"
+        if value.shape != params[mine].shape:
+            return f"{params_path.name}: {theirs} has shape {value.shape}, the network needs {params[mine].shape}"
+    for kind, theirs, mine in pairs:
+        if mine != "data":
+            params[mine].set_data(values[f"{kind}:{theirs}"].astype(params[mine].dtype))
+    return None

@@ -6,13 +6,16 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from sagemaker_cv import algorithms
 from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.job import Job, load_job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.training.devices import cpu_devices_from_env, plan_devices, probe_gpus
+from sagemaker_cv.training.framework import mxnet_missing, require_mxnet
 
 log = logs.get()
 
@@ -20,7 +23,7 @@ log = logs.get()
 def load(paths: MLPaths, algorithm: str) -> Job:
     schema = algorithms.get(algorithm).schema
     log.info("Reading default configuration for %s: %s", algorithm, schema.defaults())
-    job = load_job(paths, algorithm, num_gpus=probe_gpus())
+    job = load_job(paths, algorithm, num_gpus=0 if mxnet_missing() else probe_gpus())
     log.info(
         "Merging with provided configuration from %s: %s", paths.hyperparameters, job.raw_hyperparameters
     )
@@ -55,13 +58,26 @@ def _task(job: Job, scratch: Path):
 
 def validate(paths: MLPaths, algorithm: str) -> None:
     """Parse every config file and check every data file as `train` would, without training."""
+    from sagemaker_cv.training import incremental
+
     job = load(paths, algorithm)
+    missing = mxnet_missing()
+    if missing:
+        problems = incremental.channel_problems(job)
+        if problems:
+            raise ClientError(problems)
+        log.warning("Configuration valid; the data files were not checked: %s", missing)
+        return
     with _scratch() as scratch:
         prepared = _task(job, scratch).check_data()
-    log.info("Validation passed: %s", ", ".join(f"{k}: {v} samples" for k, v in prepared.counts.items()))
+        if incremental.prepare(job, scratch):
+            log.info("The model channel's model fits this job")
+    counts = ", ".join(f"{k}: {v} samples" for k, v in prepared.counts.items())
+    log.info("Validation passed: %s", counts or "the data streams in Pipe mode and is checked as it arrives")
 
 
 def train(paths: MLPaths, algorithm: str) -> None:
+    require_mxnet("train")
     job = load(paths, algorithm)
     if job.resource.num_hosts > 1:
         # This process becomes the host's launcher: it starts the parameter-server roles and the
@@ -77,20 +93,49 @@ def train_job(job: Job, extra_hooks: Sequence = (), decisions=None) -> None:
     """Train in this process (the one worker of a multi-host job, or a single-host job).
 
     `decisions` carries the primary's early-stopping decisions between hosts."""
-    from sagemaker_cv.training import engine
+    from sagemaker_cv.training import checkpoint, engine, incremental, seeding
     from sagemaker_cv.training.hooks import standard_hooks
 
     hp = job.hyperparameters
     resource = job.resource
+    store = checkpoint.store_for(job)
+    latest = store.latest() if store else None
+    # A resumed job keeps the seed its checkpoint was written with (training.seeding).
+    job = replace(job, seed=latest.state["seed"] if latest else seeding.job_seed())
+    if latest is not None:
+        log.info("Random seed: %d (the checkpoint's)", job.seed)
+    else:
+        log.info("Random seed: %d (%s repeats it)", job.seed, seeding.SEED_ENV)
+    seeding.seed_all(job.seed)
     with _scratch() as scratch, engine.StopOnSignal() as stop:
         task = _task(job, scratch)
         prepared = task.check_data()
+        if latest is None:
+            start = incremental.prepare(job, scratch)
+            if start is not None:
+                prepared = replace(prepared, data={**prepared.data, incremental.PREPARED_KEY: start})
+        elif incremental.CHANNEL in job.channels:
+            log.info("The model channel is not used: the job resumes from its checkpoint")
         task.setup(prepared)
-        hooks = standard_hooks(
-            task, hp, primary=resource.is_primary, decisions=decisions, primary_host=resource.primary_host
-        )
+        hooks = [
+            seeding.EpochSeeds(job.seed, resource.rank),
+            *standard_hooks(
+                task, hp, primary=resource.is_primary, decisions=decisions, primary_host=resource.primary_host
+            ),
+        ]
+        epochs, resume = hp.epochs, None
+        if latest is not None:
+            incremental_spec = algorithms.get(job.algorithm).incremental
+            resume = checkpoint.restore(
+                latest, task, hooks, job, incremental_spec.keys if incremental_spec else ()
+            )
+            if latest.state.get("finished"):
+                log.info("Training had already ended: %s; nothing is left to train", latest.state["finished"])
+                epochs = resume["epoch"] + 1
+        if store is not None and resource.is_primary:  # only the primary writes (see training.checkpoint)
+            hooks.append(checkpoint.CheckpointWriter(store, job, hooks))
         try:
-            state = engine.fit(task, [*hooks, *extra_hooks], hp.epochs, stop)
+            state = engine.fit(task, [*hooks, *extra_hooks], epochs, stop, resume=resume)
         finally:
             task.close()
     if state.interrupted:
