@@ -59,16 +59,18 @@ def resolve_inputs(channels: dict[str, Channel], paths: MLPaths, hp=None) -> Inp
         problems.append("channel 'train' is missing: it holds the training .rec file or images")
     if problems:
         raise ClientError(problems)
-    if "train" in streams:
+    in_files = {k: v for k, v in channels.items() if k not in streams and k != "model"}
+    if "train" in streams and "validation" not in in_files:
         return Inputs("recordio", (), (), {}, streams)
-    files = _resolve_files({k: v for k, v in channels.items() if k not in streams}, paths)
-    return replace(files, streams=streams)
+    # File-mode channels beside a streamed one (e.g. train in Pipe mode, validation in File mode).
+    return replace(_resolve_files(in_files, paths), streams=streams)
 
 
 def _resolve_files(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
     problems: list[str] = []
-    media = channels["train"].media_type
-    lst = media in IMAGE_TYPES or (media is None and "train_lst" in channels)
+    first = "train" if "train" in channels else "validation"  # validation alone: train streams
+    media = channels[first].media_type
+    lst = media in IMAGE_TYPES or (media is None and f"{first}_lst" in channels)
     if lst:
         return _resolve_lst(channels, paths)
     for name in ("train_lst", "validation_lst"):
@@ -90,7 +92,7 @@ def _resolve_files(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
             files[name] = (found[0],)
     if problems:
         raise ClientError(problems)
-    return Inputs("recordio", files["train"], files.get("validation", ()), {})
+    return Inputs("recordio", files.get("train", ()), files.get("validation", ()), {})
 
 
 def _resolve_lst(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
@@ -101,7 +103,7 @@ def _resolve_lst(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
         )
     if "validation_lst" in channels and "validation" not in channels:
         problems.append("channel 'validation' is missing: it holds the images that validation_lst lists")
-    if "train_lst" not in channels:
+    if "train" in channels and "train_lst" not in channels:
         problems.append(
             "channel 'train_lst' is missing: image input needs a .lst file listing the training images"
         )
@@ -121,7 +123,7 @@ def _resolve_lst(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
         raise ClientError(problems)
     return Inputs(
         "lst",
-        lists["train_lst"],
+        lists.get("train_lst", ()),
         lists.get("validation_lst", ()),
         {"train": paths.channel("train"), "validation": paths.channel("validation")},
     )
