@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import mxnet as mx
@@ -14,6 +13,7 @@ import numpy as np
 from ml_tree import cli_env, train
 
 from sagemaker_cv.inputs.framing import MAGIC
+from sagemaker_cv.tools import pipefeed
 
 
 def set_channels(root: Path, **channels) -> None:
@@ -21,22 +21,7 @@ def set_channels(root: Path, **channels) -> None:
 
 
 def feed(root: Path, channel: str, epochs: int, *args) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sagemaker_cv.tools.pipefeed",
-            "--ml-root",
-            str(root),
-            "--channel",
-            channel,
-            "--epochs",
-            str(epochs),
-            *map(str, args),
-        ],
-        stderr=subprocess.PIPE,
-        env=cli_env(),
-    )
+    return pipefeed.start(root, channel, epochs, *args, stderr=subprocess.PIPE, env=cli_env())
 
 
 def with_magic_ids(rec: Path, target: Path) -> Path:
@@ -141,47 +126,54 @@ MANIFEST_CHANNEL = {
 }
 
 
-def test_augmented_manifest_in_pipe_mode_with_file_mode_validation(tree, tmp_path):
+def manifest_job(tree, tmp_path, *, per_class: int, epochs: int, label, **channels):
+    """An .lst tree whose training images moved to a stand-in for S3 and reach the job as an
+    augmented manifest through a feeder; returns the tree and the feeder."""
     root = tree(
         content="lst",
-        per_class=24,
-        val_per_class=8,
+        per_class=per_class,
+        val_per_class=max(2, per_class // 3),
         image_size=32,
-        hyperparameters={"epochs": "2", "resize": "32", "num_layers": "20"},
+        hyperparameters={"epochs": str(epochs), "resize": "32", "num_layers": "20"},
     )
     s3 = images_to_s3(root, tmp_path)
+    path = manifest(tmp_path, root, "train", label=label)
+    set_channels(root, **channels)
+    return root, feed(
+        root, "train", epochs, "--manifest", path, "--attributes", "source-ref,class", "--s3-root", s3
+    )
+
+
+def test_augmented_manifest_in_pipe_mode_with_file_mode_validation(tree, tmp_path):
     # Ground Truth writes class ids; label-format=class-id says so (a single id: multi_label=0).
-    path = manifest(tmp_path, root, "train", label=lambda cls: cls)
-    set_channels(
-        root,
+    root, feeder = manifest_job(
+        tree,
+        tmp_path,
+        per_class=24,
+        epochs=2,
+        label=lambda cls: cls,
         train={**MANIFEST_CHANNEL, "ContentType": "application/x-recordio; label-format=class-id"},
         validation={"ContentType": "application/x-image", "TrainingInputMode": "File"},
         validation_lst={"ContentType": "application/x-image", "TrainingInputMode": "File"},
     )
-    feeder = feed(root, "train", 2, "--manifest", path, "--attributes", "source-ref,class", "--s3-root", s3)
     run = train(root, SAGEMAKER_CV_PIPE_TIMEOUT=60)
     assert run.code == 0, run.out[-3000:]
     assert feeder.wait(timeout=30) == 0
-    assert (
-        "Creating record files for validation.lst" in run.out
-        and f"Reading {root}/input/data/train_1" in run.out
-    )
+    assert "Creating record files for validation.lst" in run.out
+    assert f"Reading {root}/input/data/train_1" in run.out
     assert len(run.values("Validation-accuracy")) == 2
     assert any(f.endswith(".params") for f in run.model_files)
 
 
 def test_a_bad_manifest_label_names_sample_and_attribute(tree, tmp_path):
-    root = tree(
-        content="lst",
+    root, feeder = manifest_job(
+        tree,
+        tmp_path,
         per_class=8,
-        val_per_class=2,
-        image_size=32,
-        hyperparameters={"epochs": "1", "resize": "32", "num_layers": "20"},
+        epochs=1,
+        label=lambda c: "[7]" if c == 2 else str(c),
+        train=MANIFEST_CHANNEL,
     )
-    s3 = images_to_s3(root, tmp_path)
-    path = manifest(tmp_path, root, "train", label=lambda cls: "[7]" if cls == 2 else str(cls))
-    set_channels(root, train=MANIFEST_CHANNEL)
-    feeder = feed(root, "train", 1, "--manifest", path, "--attributes", "source-ref,class", "--s3-root", s3)
     run = train(root, SAGEMAKER_CV_PIPE_TIMEOUT=30)
     feeder.wait(timeout=30)
     assert run.code == 2, run.out[-3000:]

@@ -83,9 +83,16 @@ def test_another_graph_is_refused(tmp_path):
     )
 
 
-def test_multi_label_output_is_recognised(tmp_path):
+def test_a_multi_label_model_starts_a_single_label_network(tmp_path):
+    """The output activation holds no parameter: the task wraps its network in the archive's."""
     export(tmp_path, activation="sigmoid")
-    assert output_activation(tmp_path / "image-classification-symbol.json") == "sigmoid"
+    symbol = tmp_path / "image-classification-symbol.json"
+    assert output_activation(symbol) == "sigmoid"
+    net = classification_network(20, 3, 3, False, [mx.cpu()])  # trained with softmax in this job
+    net(mx.nd.zeros((1, 3, 16, 16)))
+    params = tmp_path / "image-classification-0004.params"
+    assert load_exported(WithActivation(net, "softmax"), symbol, params) is not None  # graphs differ
+    assert load_exported(WithActivation(net, output_activation(symbol)), symbol, params) is None
 
 
 def job(root, channels, **hp):
@@ -153,3 +160,19 @@ def test_graph_signature_ignores_names_only():
         ]
     }
     assert incremental.graph_signature(a) == incremental.graph_signature(b) != incremental.graph_signature(c)
+
+
+def test_facts_from_the_hyperparameters_an_archive_carries(tmp_path):
+    """Object detection and segmentation archives carry hyperparams.json (strings), as the built-ins'."""
+    (tmp_path / "hyperparams.json").write_text(
+        json.dumps({"base_network": "resnet-50", "num_classes": "20", "epochs": "3"})
+    )
+    facts = incremental.facts_from_hyperparameters(
+        tmp_path, "object-detection", ("base_network", "num_classes", "image_shape")
+    )
+    assert facts == {"base_network": "resnet-50", "num_classes": 20}
+    (tmp_path / "hyperparams.json").write_text(json.dumps({"num_classes": "many"}))
+    with pytest.raises(ClientError, match="hyperparams.json num_classes='many': expected an integer"):
+        incremental.facts_from_hyperparameters(tmp_path, "object-detection", ("num_classes",))
+    with pytest.raises(ClientError, match="hyperparams.json cannot be read"):
+        incremental.facts_from_hyperparameters(tmp_path / "none", "semantic-segmentation", ("backbone",))

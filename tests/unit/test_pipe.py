@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,29 +16,13 @@ import pytest
 from sagemaker_cv.contract.errors import AlgorithmError, ClientError
 from sagemaker_cv.inputs.framing import MAGIC_BYTES, encode
 from sagemaker_cv.inputs.pipe import PipeChannel, PipeSettings, batches_per_epoch, wait_for_fifo
+from sagemaker_cv.tools import pipefeed
 
 PAYLOADS = [f"record {i} ".encode() * (i % 5) + (MAGIC_BYTES * (i % 3)) for i in range(40)]
 
 
 def feeder(root: Path, channel: str, epochs: int, files=(), delay: float = 0.0, extra=()) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sagemaker_cv.tools.pipefeed",
-            "--ml-root",
-            str(root),
-            "--channel",
-            channel,
-            "--epochs",
-            str(epochs),
-            "--delay",
-            str(delay),
-            *extra,
-            *map(str, files),
-        ],
-        stderr=subprocess.PIPE,
-    )
+    return pipefeed.start(root, channel, epochs, "--delay", delay, *extra, *files, stderr=subprocess.PIPE)
 
 
 def stream_file(tmp_path, payloads, name="data.rec") -> Path:

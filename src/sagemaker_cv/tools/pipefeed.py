@@ -20,6 +20,7 @@ import argparse
 import errno
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -86,6 +87,14 @@ def feed(path: Path, blocks: Iterator[bytes]) -> int:
     finally:
         path.unlink(missing_ok=True)
     return written
+
+
+def start(ml_root: Path, channel: str, epochs: int, *args: object, **popen) -> subprocess.Popen:
+    """Run a feeder in a process of its own, as SageMaker's writer is (tests, benchmarks):
+    `args` are further command-line arguments (files, --manifest ...)."""
+    command = [sys.executable, "-m", "sagemaker_cv.tools.pipefeed", "--ml-root", str(ml_root)]
+    command += ["--channel", channel, "--epochs", str(epochs), *map(str, args)]
+    return subprocess.Popen(command, **popen)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,14 @@ class CheckpointStore:
 
     def __init__(self, directory: Path, keep: int = KEEP):
         self.directory, self.keep = directory, keep
+        # Checkpoints found whole by this process (written, or hashed once): pruning after every
+        # epoch need not re-read gigabytes.
+        self.verified: set[str] = set()
+
+    def valid(self, path: Path) -> bool:
+        if path.name not in self.verified and self.problem(path) is None:
+            self.verified.add(path.name)
+        return path.name in self.verified
 
     def names(self) -> list[Path]:
         """Checkpoint directories, newest first (by number)."""
@@ -123,10 +131,12 @@ class CheckpointStore:
         for path in self.names():
             problem = self.problem(path)
             if problem is None:
+                self.verified.add(path.name)
                 state = json.loads((path / STATE).read_text())
                 if state.get("format") == FORMAT:
                     return Checkpoint(path, state)
                 problem = f"format {state.get('format')!r}, expected {FORMAT}"
+            self.verified.discard(path.name)
             log.warning("Skipping checkpoint %s: %s", path, problem)
         return None
 
@@ -148,8 +158,10 @@ class CheckpointStore:
         _fsync(tmp / MANIFEST)
         if final.exists():  # a restart that repeats an epoch replaces its earlier checkpoint
             shutil.rmtree(final)
+        self.verified.discard(final.name)
         os.rename(tmp, final)
         _fsync(self.directory)
+        self.verified.add(final.name)
         self.prune()
         return final
 
@@ -157,10 +169,11 @@ class CheckpointStore:
         """Keep the newest `keep` valid checkpoints; remove older ones and abandoned temporaries."""
         kept = 0
         for path in self.names():
-            if kept < self.keep and self.problem(path) is None:
+            if kept < self.keep and self.valid(path):
                 kept += 1
                 continue
             shutil.rmtree(path, ignore_errors=True)
+            self.verified.discard(path.name)
         for tmp in self.directory.glob(".tmp-*"):
             if not tmp.name.endswith(f"-{os.getpid()}"):
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -12,6 +12,7 @@ Framework-free except `graph_signature`'s callers: `validate` checks the channel
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,28 @@ def prepare(job: Job, scratch: Path) -> StartModel | None:
             ]
         )
     return StartModel(directory, facts)
+
+
+def facts_from_hyperparameters(directory: Path, algorithm: str, keys: Sequence[str]) -> dict[str, Any]:
+    """The `keys` of an archive's `hyperparams.json` (the built-in object detector and segmenter
+    write one, every value a string), parsed as this job's hyperparameters are; a key the file
+    lacks is left out (not compared)."""
+    path = directory / "hyperparams.json"
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ClientError(
+            f"channel 'model': {path.name} cannot be read ({exc}); the archive must come from a {algorithm} job"
+        ) from None
+    params = algorithms.get(algorithm).schema.by_name
+    facts = {}
+    for key in keys:
+        if key in raw:
+            try:
+                facts[key] = params[key].parse(raw[key])
+            except ValueError as exc:
+                raise ClientError(f"channel 'model': {path.name} {key}={raw[key]!r}: {exc}") from None
+    return facts
 
 
 def graph_signature(graph: Mapping[str, Any]) -> list[tuple]:

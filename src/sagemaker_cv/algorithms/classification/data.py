@@ -205,6 +205,11 @@ def record_iter(
         seed_aug=seed if train else None,
         # Never fewer decoding threads than MXNet's default (4): measured faster even on 2 cores.
         preprocess_threads=threads or max(4, os.cpu_count() or 1),
+        # An iterator is made per pass (its seed then depends on the epoch only) and per Pipe-mode
+        # chunk. MXNet 1.9.1 leaks the prefetch buffers beyond the first of every iterator it frees
+        # (~9 MB each at 32x3x64x64, measured); with one buffer nothing leaks, and images/s are the
+        # same (decoding runs on preprocess_threads either way).
+        prefetch_buffer=1,
         verbose=False,
         **kwargs,
     )

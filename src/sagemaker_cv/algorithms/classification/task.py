@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import mxnet as mx
@@ -152,9 +153,7 @@ class ClassificationTask(GluonTask):
             self.val_stream = self._stream(self.val_records) if self.validates else None
             self.val_records = None
         elif self.val_records and self.validates:
-            self.val_iter = data.record_iter(
-                self.val_records, batch_size=hp.mini_batch_size, rules=self.rules, train=False
-            )
+            self.val_iter = self._record_iter(self.val_records, train=False)
         if isinstance(train, StreamSpec):
             self.train_stream = self._stream(train)
             return lambda: (batch for batch, _ in self.train_stream.epoch(self.pass_seed())), None
@@ -165,47 +164,39 @@ class ClassificationTask(GluonTask):
         def one_pass():
             # A new iterator per pass, seeded by the epoch: a resumed job sees the same data order
             # and augmentations as an uninterrupted one (MXNet cannot save an iterator's state).
-            self.train_iter = data.record_iter(
-                train,
-                batch_size=hp.mini_batch_size,
-                rules=self.rules,
-                train=True,
-                augmentation=hp.augmentation_type,
-                num_parts=parts,
-                part_index=part,
-                seed=self.pass_seed(),
+            self.train_iter = self._record_iter(
+                train, train=True, num_parts=parts, part_index=part, seed=self.pass_seed()
             )
             return self.train_iter
 
         return one_pass, train.count
 
+    def _record_iter(self, prepared: PreparedRecords, *, train: bool, **kwargs):
+        """ImageRecordIter with this job's batch size, labels and augmentation (training only)."""
+        return data.record_iter(
+            prepared,
+            batch_size=self.hp.mini_batch_size,
+            rules=self.rules,
+            train=train,
+            augmentation=self.hp.augmentation_type,
+            **kwargs,
+        )
+
     def _stream(self, spec: StreamSpec) -> ClassificationStream:
-        hp = self.hp
-        train = spec is self.inputs.streams.get("train")
-
-        def make_iter(prepared, *, train: bool, seed: int):
-            return data.record_iter(
-                prepared,
-                batch_size=hp.mini_batch_size,
-                rules=self.rules,
-                train=train,
-                augmentation=hp.augmentation_type,
-                seed=seed,
-                shuffle=False,  # the chunks are shuffled when written; in order, a failed chunk can resume
-            )
-
-        workers, rank = (self.plan.num_workers, self.plan.rank) if train else (1, 0)
+        training = spec is self.inputs.streams.get("train")
+        workers, rank = (self.plan.num_workers, self.plan.rank) if training else (1, 0)
         return ClassificationStream(
             spec,
             self.job.paths,
             self.rules,
-            batch_size=hp.mini_batch_size,
+            batch_size=self.hp.mini_batch_size,
             scratch=self.scratch,
             settings=PipeSettings.from_env(),
-            make_iter=make_iter,
+            # The chunks are shuffled when written; read in order, a chunk that fails can go on.
+            make_iter=partial(self._record_iter, shuffle=False),
             workers=workers,
             rank=rank,
-            num_training_samples=hp.num_training_samples,
+            num_training_samples=self.hp.num_training_samples,
         )
 
     def _log_parameters(self) -> None:
