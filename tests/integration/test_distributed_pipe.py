@@ -8,18 +8,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 
 import pytest
 from test_distributed_training import Cluster
 
-from sagemaker_cv.tools import pipefeed
-
 pytestmark = pytest.mark.slow
-
-
-def feed(root, epochs: int, rec) -> subprocess.Popen:
-    return pipefeed.start(root, "train", epochs, rec, stderr=subprocess.PIPE)
 
 
 def set_epochs(root, epochs: int) -> None:
@@ -29,7 +22,7 @@ def set_epochs(root, epochs: int) -> None:
     path.write_text(json.dumps(hp))
 
 
-def test_two_hosts_share_a_pipe_and_resume_from_the_primarys_checkpoints(tmp_path):
+def test_two_hosts_share_a_pipe_and_resume_from_the_primarys_checkpoints(tmp_path, feeders):
     # 3 classes x 11 images = 33 records: the hosts keep 17 and 16, 3 and 2 batches of 8 on their
     # own; both must run 3.
     c = Cluster(tmp_path, 2, hyperparameters={"epochs": "2"}, per_class=11)
@@ -45,11 +38,11 @@ def test_two_hosts_share_a_pipe_and_resume_from_the_primarys_checkpoints(tmp_pat
             json.dumps({"LocalPath": "/opt/ml/checkpoints"})
         )
     try:
-        feeders = [feed(root, 2, rec) for root in c.roots]
+        started = [feeders(root, "train", 2, rec) for root in c.roots]
         c.start(env={name: {"SAGEMAKER_CV_PIPE_TIMEOUT": "60"} for name in c.names})
         codes = c.wait(300)
         assert codes == {"algo-1": 0, "algo-2": 0}, c.tail("algo-1") + c.tail("algo-2")
-        for f in feeders:
+        for f in started:
             assert f.wait(timeout=30) == 0
         for rank, name in enumerate(c.names):
             text = c.log(name)
@@ -73,7 +66,7 @@ def test_two_hosts_share_a_pipe_and_resume_from_the_primarys_checkpoints(tmp_pat
             set_epochs(root, 3)
             for log in c.logs.values():
                 log.write_text("")
-        feeders = [feed(root, 1, rec) for root in c.roots]
+        started = [feeders(root, "train", 1, rec) for root in c.roots]
         c.start(env={name: {"SAGEMAKER_CV_PIPE_TIMEOUT": "60"} for name in c.names})
         codes = c.wait(300)
         assert codes == {"algo-1": 0, "algo-2": 0}, c.tail("algo-1") + c.tail("algo-2")

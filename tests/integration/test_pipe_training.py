@@ -5,7 +5,6 @@ manifests."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import mxnet as mx
@@ -13,15 +12,10 @@ import numpy as np
 from ml_tree import cli_env, train
 
 from sagemaker_cv.inputs.framing import MAGIC
-from sagemaker_cv.tools import pipefeed
 
 
 def set_channels(root: Path, **channels) -> None:
     (root / "input" / "config" / "inputdataconfig.json").write_text(json.dumps(channels))
-
-
-def feed(root: Path, channel: str, epochs: int, *args) -> subprocess.Popen:
-    return pipefeed.start(root, channel, epochs, *args, stderr=subprocess.PIPE, env=cli_env())
 
 
 def with_magic_ids(rec: Path, target: Path) -> Path:
@@ -66,14 +60,14 @@ def evaluate(model_dir: Path, epoch: int, rec: Path, crop: int) -> float:
     return float((module.get_outputs()[0].asnumpy().argmax(axis=1) == np.array(labels)).mean())
 
 
-def test_recordio_through_fifos_epoch_after_epoch(tree, tmp_path):
+def test_recordio_through_fifos_epoch_after_epoch(tree, tmp_path, feeders):
     root, recs = pipe_tree(tree, tmp_path, per_class=20, val_per_class=7, hyperparameters={"epochs": "3"})
     pipe = {"ContentType": "application/x-recordio", "TrainingInputMode": "Pipe", "RecordWrapperType": "None"}
     set_channels(root, train=pipe, validation=pipe)
-    feeders = [feed(root, split, 3, recs[split]) for split in ("train", "validation")]
+    started = [feeders(root, split, 3, recs[split], env=cli_env()) for split in ("train", "validation")]
     run = train(root, SAGEMAKER_CV_PIPE_TIMEOUT=60)
     assert run.code == 0, run.out[-3000:]
-    for f in feeders:
+    for f in started:
         assert f.wait(timeout=30) == 0, f.stderr.read()
     for n in range(3):
         assert f"Reading {root}/input/data/train_{n} (Pipe mode)" in run.out
@@ -126,7 +120,7 @@ MANIFEST_CHANNEL = {
 }
 
 
-def manifest_job(tree, tmp_path, *, per_class: int, epochs: int, label, **channels):
+def manifest_job(tree, tmp_path, feeders, *, per_class: int, epochs: int, label, **channels):
     """An .lst tree whose training images moved to a stand-in for S3 and reach the job as an
     augmented manifest through a feeder; returns the tree and the feeder."""
     root = tree(
@@ -139,16 +133,16 @@ def manifest_job(tree, tmp_path, *, per_class: int, epochs: int, label, **channe
     s3 = images_to_s3(root, tmp_path)
     path = manifest(tmp_path, root, "train", label=label)
     set_channels(root, **channels)
-    return root, feed(
-        root, "train", epochs, "--manifest", path, "--attributes", "source-ref,class", "--s3-root", s3
-    )
+    args = ("--manifest", path, "--attributes", "source-ref,class", "--s3-root", s3)
+    return root, feeders(root, "train", epochs, *args, env=cli_env())
 
 
-def test_augmented_manifest_in_pipe_mode_with_file_mode_validation(tree, tmp_path):
+def test_augmented_manifest_in_pipe_mode_with_file_mode_validation(tree, tmp_path, feeders):
     # Ground Truth writes class ids; label-format=class-id says so (a single id: multi_label=0).
     root, feeder = manifest_job(
         tree,
         tmp_path,
+        feeders,
         per_class=24,
         epochs=2,
         label=lambda cls: cls,
@@ -165,10 +159,11 @@ def test_augmented_manifest_in_pipe_mode_with_file_mode_validation(tree, tmp_pat
     assert any(f.endswith(".params") for f in run.model_files)
 
 
-def test_a_bad_manifest_label_names_sample_and_attribute(tree, tmp_path):
+def test_a_bad_manifest_label_names_sample_and_attribute(tree, tmp_path, feeders):
     root, feeder = manifest_job(
         tree,
         tmp_path,
+        feeders,
         per_class=8,
         epochs=1,
         label=lambda c: "[7]" if c == 2 else str(c),

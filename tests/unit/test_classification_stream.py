@@ -10,7 +10,6 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from test_pipe import feeder
 
 from sagemaker_cv.algorithms.classification import data
 from sagemaker_cv.algorithms.classification.records import LabelRules
@@ -83,10 +82,10 @@ def read(epoch) -> tuple[int, list]:
     return count, labels
 
 
-def test_two_workers_see_every_sample_once_per_epoch_with_equal_batch_counts(tmp_path):
+def test_two_workers_see_every_sample_once_per_epoch_with_equal_batch_counts(tmp_path, feeders):
     rec = rec_file(tmp_path, range(N))
     roots = [tmp_path / "algo-1", tmp_path / "algo-2"]
-    procs = [feeder(root, "train", 2, [rec]) for root in roots]
+    procs = [feeders(root, "train", 2, rec) for root in roots]
     streams = [stream(root, tmp_path / f"s{rank}", workers=2, rank=rank) for rank, root in enumerate(roots)]
     for epoch in range(2):
         (count0, seen0), (count1, seen1) = [read(s.epoch(seed=epoch)) for s in streams]
@@ -97,10 +96,10 @@ def test_two_workers_see_every_sample_once_per_epoch_with_equal_batch_counts(tmp
         assert p.wait(timeout=20) == 0
 
 
-def test_a_worker_with_fewer_samples_repeats_to_the_common_count(tmp_path):
+def test_a_worker_with_fewer_samples_repeats_to_the_common_count(tmp_path, feeders):
     rec = rec_file(tmp_path, range(17))  # ranks hold 9 and 8: 3 and 2 batches of 4
     roots = [tmp_path / "algo-1", tmp_path / "algo-2"]
-    procs = [feeder(root, "train", 1, [rec]) for root in roots]
+    procs = [feeders(root, "train", 1, rec) for root in roots]
     counts = [
         read(stream(r, tmp_path / f"s{i}", workers=2, rank=i).epoch(seed=0))[0] for i, r in enumerate(roots)
     ]
@@ -109,11 +108,11 @@ def test_a_worker_with_fewer_samples_repeats_to_the_common_count(tmp_path):
         p.wait(timeout=20)
 
 
-def test_sharded_pipes_run_the_count_of_num_training_samples(tmp_path):
+def test_sharded_pipes_run_the_count_of_num_training_samples(tmp_path, feeders):
     rec = rec_file(tmp_path, range(N))
     # 2 hosts, num_training_samples 40: 5 batches of 4 per host, whatever each host's stream holds.
     root = tmp_path / "ml"
-    proc = feeder(root, "train", 2, [rec])
+    proc = feeders(root, "train", 2, rec)
     s = stream(root, tmp_path / "s", workers=2, distribution="ShardedByS3Key", samples=40)
     count, seen = read(s.epoch(seed=0))
     assert count == 5 and len(set(seen)) == len(seen) == 20  # read whole, stopped early: the rest unread
@@ -122,10 +121,10 @@ def test_sharded_pipes_run_the_count_of_num_training_samples(tmp_path):
     proc.wait(timeout=20)
 
 
-def test_undecodable_images_are_skipped_and_named_the_rest_trains(tmp_path):
+def test_undecodable_images_are_skipped_and_named_the_rest_trains(tmp_path, feeders):
     rec = rec_file(tmp_path, range(N), broken={5, 22})
     root = tmp_path / "ml"
-    proc = feeder(root, "train", 1, [rec])
+    proc = feeders(root, "train", 1, rec)
     s = stream(root, tmp_path / "s")
     _, seen = read(s.epoch(seed=0))
     assert sorted(seen) == sorted(set(range(N)) - {5, 22})
@@ -133,10 +132,10 @@ def test_undecodable_images_are_skipped_and_named_the_rest_trains(tmp_path):
     proc.wait(timeout=20)
 
 
-def test_a_bad_label_names_the_record(tmp_path):
+def test_a_bad_label_names_the_record(tmp_path, feeders):
     rec = rec_file(tmp_path, [*range(10), 99])
     root = tmp_path / "ml"
-    proc = feeder(root, "train", 1, [rec])
+    proc = feeders(root, "train", 1, rec)
     with pytest.raises(
         ClientError, match=r"train_0 record 11 \(id 3470205706\): label 99 is not a class index in \[0, 29\]"
     ):
@@ -144,10 +143,9 @@ def test_a_bad_label_names_the_record(tmp_path):
     proc.wait(timeout=20)
 
 
-def test_an_augmented_manifest_streams_image_and_label(tmp_path):
+def test_an_augmented_manifest_streams_image_and_label(tmp_path, feeders):
     lines = []
     for i in range(12):
-        (tmp_path / f"{i}.png").write_bytes(image(i))
         lines.append(json.dumps({"source-ref": f"s3://bucket/{i}.png", "class": str([i % 3, 3])}))
     (tmp_path / "bucket").mkdir()
     for i in range(12):
@@ -155,11 +153,8 @@ def test_an_augmented_manifest_streams_image_and_label(tmp_path):
     manifest = tmp_path / "train.manifest"
     manifest.write_text("\n".join(lines) + "\n")
     root = tmp_path / "ml"
-    proc = feeder(
-        root,
-        "train",
-        1,
-        extra=["--manifest", str(manifest), "--attributes", "source-ref,class", "--s3-root", str(tmp_path)],
+    proc = feeders(
+        root, "train", 1, "--manifest", manifest, "--attributes", "source-ref,class", "--s3-root", tmp_path
     )
     rules = LabelRules(num_classes=4, multi_label=True, image_shape=(3, 8, 8), resize=None)
     s = stream(

@@ -6,7 +6,6 @@ stream that stalls each end in a named error."""
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,13 +15,8 @@ import pytest
 from sagemaker_cv.contract.errors import AlgorithmError, ClientError
 from sagemaker_cv.inputs.framing import MAGIC_BYTES, encode
 from sagemaker_cv.inputs.pipe import PipeChannel, PipeSettings, batches_per_epoch, wait_for_fifo
-from sagemaker_cv.tools import pipefeed
 
 PAYLOADS = [f"record {i} ".encode() * (i % 5) + (MAGIC_BYTES * (i % 3)) for i in range(40)]
-
-
-def feeder(root: Path, channel: str, epochs: int, files=(), delay: float = 0.0, extra=()) -> subprocess.Popen:
-    return pipefeed.start(root, channel, epochs, "--delay", delay, *extra, *files, stderr=subprocess.PIPE)
 
 
 def stream_file(tmp_path, payloads, name="data.rec") -> Path:
@@ -35,13 +29,13 @@ FAST = PipeSettings(timeout=20.0, log_every=5.0)
 
 
 @pytest.mark.parametrize("payloads", [PAYLOADS, [p.replace(MAGIC_BYTES, b"") for p in PAYLOADS]])
-def test_several_epochs_from_a_writer_process(tmp_path, payloads):
+def test_several_epochs_from_a_writer_process(tmp_path, payloads, feeders):
     """Each epoch opens the next FIFO, which the writer creates only after the previous one closed,
     and yields every record whole (with and without split records)."""
     root = tmp_path / "ml"
     # Two files, concatenated as SageMaker streams the objects of a prefix.
     files = [stream_file(tmp_path, payloads[:25], "a.rec"), stream_file(tmp_path, payloads[25:], "b.rec")]
-    proc = feeder(root, "train", 3, files, delay=0.3)
+    proc = feeders(root, "train", 3, "--delay", 0.3, *files)
     channel = PipeChannel("train", root / "input" / "data", FAST)
     for n in range(3):
         epoch = channel.next_epoch()
@@ -51,12 +45,12 @@ def test_several_epochs_from_a_writer_process(tmp_path, payloads):
     assert proc.wait(timeout=20) == 0, proc.stderr.read()
 
 
-def test_workers_take_every_other_sample_and_manifest_groups(tmp_path):
+def test_workers_take_every_other_sample_and_manifest_groups(tmp_path, feeders):
     """Two workers on FullyReplicated copies of one stream: each sample once across both; an
     augmented manifest's records are grouped per sample before they are shared out."""
     roots = [tmp_path / "h1", tmp_path / "h2"]
     data = stream_file(tmp_path, PAYLOADS)
-    procs = [feeder(r, "train", 1, [data]) for r in roots]
+    procs = [feeders(r, "train", 1, data) for r in roots]
     seen = []
     for rank, root in enumerate(roots):
         epoch = PipeChannel(
@@ -71,9 +65,9 @@ def test_workers_take_every_other_sample_and_manifest_groups(tmp_path):
         assert p.wait(timeout=20) == 0
 
 
-def test_a_sample_cut_short_names_it(tmp_path):
+def test_a_sample_cut_short_names_it(tmp_path, feeders):
     root = tmp_path / "ml"
-    proc = feeder(root, "train", 1, [stream_file(tmp_path, PAYLOADS[:5])])
+    proc = feeders(root, "train", 1, stream_file(tmp_path, PAYLOADS[:5]))
     epoch = PipeChannel("train", root / "input" / "data", FAST, group=2).next_epoch()
     with pytest.raises(ClientError, match=r"train_0: the stream ends inside sample 3: 1 of its 2 records"):
         list(epoch)
