@@ -30,7 +30,7 @@ HP = {
     "mini_batch_size": "8",
     "num_layers": "20",
     "image_shape": "3,16,16",
-    "optimizer": "nag",
+    "optimizer": "sgd",
     "learning_rate": "0.05",
     "lr_scheduler_step": "2",
     "lr_scheduler_factor": "0.5",
