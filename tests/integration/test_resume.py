@@ -3,11 +3,12 @@ same command on the same directories resumes after the last finished epoch and e
 the weights of an uninterrupted run with the same seed.
 
 Bit for bit, not within a tolerance: every random draw derives from (seed, epoch, pass)
-(training.seeding), the optimizer's states and update count are restored, and on one CPU device
-MXNet's kernels are deterministic for a given thread count. (Across different machines or thread
-counts the float sums could differ in the last bits; both runs here share the machine.) One
-exception seen in MXNet 1.9.1 on CPU: with optimizer=nag, two uninterrupted runs already differ in
-the last bits once a learning-rate step has passed, so no resume can match them more closely.
+(training.seeding), the optimizer's states and update count are restored, and so is each device's
+BatchNorm statistics (two CPU devices here); MXNet's CPU kernels are deterministic for a given
+thread count. (Across machines or thread counts float sums could differ in the last bits; both
+runs here share the machine.) One exception seen in MXNet 1.9.1 on CPU: with optimizer=nag, two
+uninterrupted runs already differ in the last bits once a learning-rate step has passed, so no
+resume can match them more closely; sgd is used here.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def files(directory: Path) -> dict[str, bytes]:
 
 def test_sigkill_mid_epoch_then_restart_ends_as_an_uninterrupted_run(base, tmp_path):
     whole = copy(base, tmp_path / "whole")
-    run = train(whole, SAGEMAKER_CV_SEED=5)
+    # Two CPU devices: the kvstore path of multi-GPU hosts, and BatchNorm statistics per device.
+    run = train(whole, SAGEMAKER_CV_SEED=5, SAGEMAKER_CV_CPU_DEVICES=2)
     assert run.code == 0, run.out[-3000:]
     assert "Checkpoints are written to and resumed from" in run.out
 
@@ -79,7 +81,7 @@ def test_sigkill_mid_epoch_then_restart_ends_as_an_uninterrupted_run(base, tmp_p
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=cli_env(SAGEMAKER_CV_SEED=5, SAGEMAKER_CV_LOG_INTERVAL=1),
+        env=cli_env(SAGEMAKER_CV_SEED=5, SAGEMAKER_CV_LOG_INTERVAL=1, SAGEMAKER_CV_CPU_DEVICES=2),
     )
     before = []
     for line in proc.stdout:
@@ -95,7 +97,7 @@ def test_sigkill_mid_epoch_then_restart_ends_as_an_uninterrupted_run(base, tmp_p
     ]
 
     # The restart: another seed in the environment, but the checkpoint's is used.
-    again = train(killed, SAGEMAKER_CV_SEED=99)
+    again = train(killed, SAGEMAKER_CV_SEED=99, SAGEMAKER_CV_CPU_DEVICES=2)
     assert again.code == 0, again.out[-3000:]
     assert (
         f"Resuming from checkpoint {killed}/checkpoints/checkpoint-0002: epochs 0 to 1 are done, training continues with epoch 2"
@@ -109,7 +111,7 @@ def test_sigkill_mid_epoch_then_restart_ends_as_an_uninterrupted_run(base, tmp_p
 
     # Exactly the uninterrupted run's model files and final state.
     assert files(killed / "model") == files(whole / "model")
-    for name in ("weights.params", "optimizer.states"):
+    for name in ("weights.params", "device_statistics.params", "optimizer.states"):
         assert (killed / "checkpoints/checkpoint-0004" / name).read_bytes() == (
             whole / "checkpoints/checkpoint-0004" / name
         ).read_bytes()

@@ -1,4 +1,5 @@
-"""Writing and copying parameters: the only module that reaches into Gluon's private parameter API.
+"""Writing and copying parameters: the only module that reaches into Gluon's private parameter and
+trainer API.
 
 `_collect_params_with_prefix` names parameters by their place in the block tree (`backbone.conv0.weight`)
 rather than by the global name counter (`resnetv10_conv0_weight`), so two instances of one structure
@@ -23,6 +24,15 @@ def initialize_missing(block: HybridBlock, init, ctx) -> None:
     for param in block.collect_params().values():
         if param._data is None:
             param.initialize(ctx=ctx, default_init=init)
+
+
+def init_trainer(trainer) -> None:
+    """Create the Trainer's kvstore and push/pull the parameters now rather than at the first
+    step (what Trainer.save_states does first), so values set on each device afterwards stay."""
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
 
 
 def copy_params(source: HybridBlock, target: HybridBlock, ctx, dtype: str = "float32") -> None:

@@ -32,7 +32,7 @@ from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.job import Job
 from sagemaker_cv.distributed.plan import data_shard
 from sagemaker_cv.training.devices import DevicePlan, contexts
-from sagemaker_cv.training.export import copy_params, materialize
+from sagemaker_cv.training.export import copy_params, init_trainer, materialize, structural_params
 from sagemaker_cv.training.incremental import PREPARED_KEY
 from sagemaker_cv.training.optim import optimizer_params, step_schedule, steps_per_epoch
 from sagemaker_cv.training.seeding import derive
@@ -40,6 +40,7 @@ from sagemaker_cv.training.tally import Tally
 from sagemaker_cv.training.task import Metrics, Prepared, Task
 
 LOG_INTERVAL_ENV = "SAGEMAKER_CV_LOG_INTERVAL"
+DEVICE_STATISTICS = "device_statistics.params"
 log = logs.get("training")
 
 
@@ -257,10 +258,25 @@ class GluonTask(Task):
         directory.mkdir(parents=True, exist_ok=True)
         weights, states = directory / "weights.params", directory / "optimizer.states"
         self.net.save_parameters(str(weights))
-        if self.plan.distributed:
-            return [weights]
-        self.trainer.save_states(str(states))
-        return [weights, states]
+        files = [weights]
+        if len(self.ctx) > 1:
+            # Each device keeps its own BatchNorm running statistics, and save_parameters stores
+            # their average: keep every device's, so a resumed job goes on with exactly them.
+            statistics = directory / DEVICE_STATISTICS
+            mx.nd.save(
+                str(statistics),
+                {
+                    f"{i}:{name}": value
+                    for name, param in structural_params(self.net).items()
+                    if param.grad_req == "null"
+                    for i, value in enumerate(param.list_data())
+                },
+            )
+            files.append(statistics)
+        if not self.plan.distributed:
+            self.trainer.save_states(str(states))
+            files.append(states)
+        return files
 
     def load_state(self, directory: Path, updates: int, optimizer: bool = True) -> None:
         """Continue from `save_state`'s files after `updates` optimizer steps; `optimizer=False`
@@ -269,8 +285,19 @@ class GluonTask(Task):
         states = directory / "optimizer.states"
         if optimizer and states.exists() and not self.plan.distributed:
             self.trainer.load_states(str(states))
-            return
-        if optimizer and self.plan.distributed:
+        else:
+            self._fresh_optimizer_at(updates, warn=optimizer and self.plan.distributed)
+        if (directory / DEVICE_STATISTICS).exists() and len(self.ctx) > 1:
+            # After the kvstore's first pull, which copies the first device's values to all.
+            init_trainer(self.trainer)
+            saved = mx.nd.load(str(directory / DEVICE_STATISTICS))
+            for name, param in structural_params(self.net).items():
+                for i, value in enumerate(param.list_data()):
+                    if f"{i}:{name}" in saved:  # another device count keeps the average
+                        value[:] = saved[f"{i}:{name}"].astype(value.dtype).as_in_context(value.context)
+
+    def _fresh_optimizer_at(self, updates: int, warn: bool) -> None:
+        if warn:
             log.warning(
                 "Optimizer states are not in checkpoints of multi-host jobs (the parameter servers hold "
                 "them, and MXNet cannot save them): momentum restarts from zero, the learning-rate "
