@@ -6,7 +6,6 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from sagemaker_cv import algorithms
@@ -93,47 +92,24 @@ def train_job(job: Job, extra_hooks: Sequence = (), decisions=None) -> None:
     """Train in this process (the one worker of a multi-host job, or a single-host job).
 
     `decisions` carries the primary's early-stopping decisions between hosts."""
-    from sagemaker_cv.training import checkpoint, engine, incremental, seeding
+    from sagemaker_cv.training import engine, seeding
     from sagemaker_cv.training.hooks import standard_hooks
+    from sagemaker_cv.training.start import Start
 
     hp = job.hyperparameters
     resource = job.resource
-    store = checkpoint.store_for(job)
-    latest = store.latest() if store else None
-    # A resumed job keeps the seed its checkpoint was written with (training.seeding).
-    job = replace(job, seed=latest.state["seed"] if latest else seeding.job_seed())
-    if latest is not None:
-        log.info("Random seed: %d (the checkpoint's)", job.seed)
-    else:
-        log.info("Random seed: %d (%s repeats it)", job.seed, seeding.SEED_ENV)
-    seeding.seed_all(job.seed)
+    start = Start.decide(job)  # a checkpoint to resume, the model channel, or fresh weights
+    job = start.job
     with _scratch() as scratch, engine.StopOnSignal() as stop:
         task = _task(job, scratch)
-        prepared = task.check_data()
-        if latest is None:
-            start = incremental.prepare(job, scratch)
-            if start is not None:
-                prepared = replace(prepared, data={**prepared.data, incremental.PREPARED_KEY: start})
-        elif incremental.CHANNEL in job.channels:
-            log.info("The model channel is not used: the job resumes from its checkpoint")
-        task.setup(prepared)
+        task.setup(start.prepare(task.check_data(), scratch))
         hooks = [
             seeding.EpochSeeds(job.seed, resource.rank),
             *standard_hooks(
                 task, hp, primary=resource.is_primary, decisions=decisions, primary_host=resource.primary_host
             ),
         ]
-        epochs, resume = hp.epochs, None
-        if latest is not None:
-            incremental_spec = algorithms.get(job.algorithm).incremental
-            resume = checkpoint.restore(
-                latest, task, hooks, job, incremental_spec.keys if incremental_spec else ()
-            )
-            if latest.state.get("finished"):
-                log.info("Training had already ended: %s; nothing is left to train", latest.state["finished"])
-                epochs = resume["epoch"] + 1
-        if store is not None and resource.is_primary:  # only the primary writes (see training.checkpoint)
-            hooks.append(checkpoint.CheckpointWriter(store, job, hooks))
+        epochs, resume = start.resume(task, hooks, hp.epochs)
         try:
             state = engine.fit(task, [*hooks, *extra_hooks], epochs, stop, resume=resume)
         finally:
