@@ -172,3 +172,21 @@ def parse_input_data_config(data: Any) -> dict[str, Channel]:
     if problems:
         raise ClientError(problems)
     return channels
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    local_path: str = "/opt/ml/checkpoints"  # as SageMaker gives it (MLPaths.under_root moves it)
+
+
+def parse_checkpoint_config(data: Any) -> CheckpointConfig | None:
+    """checkpointconfig.json: absent (None) means checkpoints are off; LocalPath defaults to
+    /opt/ml/checkpoints, as CheckpointConfig documents."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ClientError(f"checkpointconfig.json must be a JSON object, got {type(data).__name__}")
+    local = data.get("LocalPath") or CheckpointConfig.local_path
+    if not isinstance(local, str) or not local.startswith("/"):
+        raise ClientError(f"checkpointconfig.json LocalPath={local!r}: expected an absolute path")
+    return CheckpointConfig(local)

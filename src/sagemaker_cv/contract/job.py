@@ -21,6 +21,7 @@ class Job:
     num_gpus: int = 0
     warnings: tuple[str, ...] = field(default=())
     raw_hyperparameters: dict = field(default_factory=dict)
+    seed: int = 0  # every random draw derives from it (training.seeding); set by the runner
 
 
 def load_job(paths: MLPaths, algorithm: str, num_gpus: int) -> Job:

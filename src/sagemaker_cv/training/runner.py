@@ -12,11 +12,12 @@ from collections.abc import Sequence
 
 from sagemaker_cv import algorithms
 from sagemaker_cv.contract import logs
-from sagemaker_cv.contract.errors import TrainingInterrupted
+from sagemaker_cv.contract.errors import ClientError, TrainingInterrupted
 from sagemaker_cv.contract.job import Job, load_job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.training import engine
 from sagemaker_cv.training.devices import cpu_devices_from_env, fit_to_batch, plan_devices, probe_gpus
+from sagemaker_cv.training.framework import mxnet_missing, require_mxnet
 from sagemaker_cv.training.outputs import check_model_dir, clear_model_dir
 from sagemaker_cv.training.scratch import scratch_space
 
@@ -26,7 +27,7 @@ log = logs.get()
 def load(paths: MLPaths, algorithm: str) -> Job:
     schema = algorithms.get(algorithm).schema
     log.info("Reading default configuration for %s: %s", algorithm, schema.defaults())
-    job = load_job(paths, algorithm, num_gpus=probe_gpus())
+    job = load_job(paths, algorithm, num_gpus=0 if mxnet_missing() else probe_gpus())
     log.info(
         "Merging with provided configuration from %s: %s",
         paths.hyperparameters,
@@ -58,20 +59,34 @@ def _task(job: Job, scratch):
 
 def validate(paths: MLPaths, algorithm: str) -> None:
     """Parse every config file, check every data file and build what training builds, without training."""
+    from sagemaker_cv.training import incremental
+    from sagemaker_cv.training.start import Start
+
     with engine.StopOnSignal():
         job = load(paths, algorithm)
+        missing = mxnet_missing()
+        if missing:
+            problems = incremental.channel_problems(job)
+            if problems:
+                raise ClientError(problems)
+            log.warning("Configuration valid; the data files were not checked: %s", missing)
+            return
         check_model_dir(paths.model_dir)
         with scratch_space(paths) as scratch:
             task = _task(job, scratch)
             try:
-                prepared = task.check_data()
+                prepared = Start(job, None, None).prepare(task.check_data(), scratch)
+                if incremental.PREPARED_KEY in prepared.data:
+                    log.info("The model channel's model fits this job")
                 task.setup(prepared)  # the network, pretrained weights and iterators, as train builds them
             finally:
                 task.close()
-    log.info("Validation passed: %s", ", ".join(f"{k}: {v} samples" for k, v in prepared.counts.items()))
+    counts = ", ".join(f"{k}: {v} samples" for k, v in prepared.counts.items())
+    log.info("Validation passed: %s", counts or "the data streams in Pipe mode and is checked as it arrives")
 
 
 def train(paths: MLPaths, algorithm: str) -> None:
+    require_mxnet("train")
     with engine.StopOnSignal():
         job = load(paths, algorithm)
         if job.resource.num_hosts > 1:
@@ -103,24 +118,33 @@ def train_job(job: Job, extra_hooks: Sequence = (), decisions=None) -> None:
 
 
 def _train(job: Job, stop: engine.StopRequest, extra_hooks: Sequence, decisions) -> engine.State:
+    from sagemaker_cv.training import seeding
     from sagemaker_cv.training.hooks import standard_hooks
+    from sagemaker_cv.training.start import Start
 
     hp, resource = job.hyperparameters, job.resource
     check_model_dir(job.paths.model_dir)
     clear_model_dir(job.paths.model_dir, algorithms.get(job.algorithm).artifacts)
+    start = Start.decide(
+        job
+    )  # a checkpoint to resume (it restores the model directory too), the model channel, or fresh weights
+    job = start.job
     with scratch_space(job.paths) as scratch:
         task = _task(job, scratch)
         try:
-            prepared = task.check_data()
-            task.setup(prepared)
-            hooks = standard_hooks(
-                task,
-                hp,
-                primary=resource.is_primary,
-                decisions=decisions,
-                primary_host=resource.primary_host,
-                stop=stop,
-            )
-            return engine.fit(task, [*hooks, *extra_hooks], hp.epochs, stop)
+            task.setup(start.prepare(task.check_data(), scratch))
+            hooks = [
+                seeding.EpochSeeds(job.seed, resource.rank),
+                *standard_hooks(
+                    task,
+                    hp,
+                    primary=resource.is_primary,
+                    decisions=decisions,
+                    primary_host=resource.primary_host,
+                    stop=stop,
+                ),
+            ]
+            epochs, resume = start.resume(task, hooks, hp.epochs)
+            return engine.fit(task, [*hooks, *extra_hooks], epochs, stop, resume=resume)
         finally:
             task.close()
