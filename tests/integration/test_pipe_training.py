@@ -11,7 +11,7 @@ import mxnet as mx
 import numpy as np
 from ml_tree import cli_env, train
 
-from sagemaker_cv.inputs.framing import MAGIC
+from sagemaker_cv.inputs.recordio import MAGIC
 
 
 def set_channels(root: Path, **channels) -> None:

@@ -16,9 +16,9 @@ from sagemaker_cv.algorithms.classification.records import LabelRules
 from sagemaker_cv.algorithms.classification.stream import ClassificationStream, StreamSpec
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.paths import MLPaths
-from sagemaker_cv.inputs.framing import MAGIC
 from sagemaker_cv.inputs.manifest import ManifestLayout
 from sagemaker_cv.inputs.pipe import PipeSettings
+from sagemaker_cv.inputs.recordio import MAGIC
 
 N = 30
 RULES = LabelRules(num_classes=N, multi_label=False, image_shape=(3, 8, 8), resize=None)

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from sagemaker_cv.contract.errors import AlgorithmError, ClientError
-from sagemaker_cv.inputs.framing import MAGIC_BYTES, encode
 from sagemaker_cv.inputs.pipe import PipeChannel, PipeSettings, batches_per_epoch, wait_for_fifo
+from sagemaker_cv.inputs.recordio import MAGIC_BYTES
+from sagemaker_cv.inputs.recordio import frame as encode
 
 PAYLOADS = [f"record {i} ".encode() * (i % 5) + (MAGIC_BYTES * (i % 3)) for i in range(40)]
 

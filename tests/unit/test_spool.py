@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sagemaker_cv.inputs.framing import iter_payloads
+from sagemaker_cv.inputs.recordio import iter_payloads
 from sagemaker_cv.inputs.spool import Spooler, chunk_size
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import AlgorithmError, ClientError
-from sagemaker_cv.inputs.framing import iter_payloads
+from sagemaker_cv.inputs.recordio import iter_payloads
 
 log = logs.get("pipe")
 

@@ -31,7 +31,7 @@ from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.files import inside, open_regular, os_problem
 
 MAGIC = 0xCED7230A
-_MAGIC_BYTES = struct.pack("<I", MAGIC)
+MAGIC_BYTES = struct.pack("<I", MAGIC)
 _HEADER = struct.Struct("<II")
 _LENGTH_MASK = (1 << 29) - 1
 #: dmlc's writer refuses larger records; a longer chain of parts means a damaged file
@@ -73,6 +73,17 @@ def _damaged(name: str, number: int, offset: int, what: str, fix: str = FIX) -> 
     return ClientError(f"{name}: record {number} at byte offset {offset} {what}{before}; {fix}")
 
 
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    """`size` bytes, or fewer only at the end of the stream (a FIFO may return short reads)."""
+    data = stream.read(size)
+    while data is not None and len(data) < size:
+        more = stream.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
 def iter_records(stream: BinaryIO, name: str) -> Iterator[Record]:
     """Every record of a RecordIO stream, in order (a file, or a Pipe-mode FIFO: no seeking).
 
@@ -86,7 +97,7 @@ def iter_records(stream: BinaryIO, name: str) -> Iterator[Record]:
         parts: list[bytes] = []
         total = 0
         while True:
-            header = stream.read(_HEADER.size)
+            header = _read_exactly(stream, _HEADER.size)
             position += len(header)
             if not header and not parts:
                 return
@@ -120,7 +131,7 @@ def iter_records(stream: BinaryIO, name: str) -> Iterator[Record]:
                 raise _damaged(
                     name, number, start, f"claims more than {MAX_RECORD_BYTES} bytes (the file is damaged)"
                 )
-            data = stream.read(padded)
+            data = _read_exactly(stream, padded)
             position += len(data)
             if len(data) < padded:
                 raise _damaged(
@@ -134,11 +145,17 @@ def iter_records(stream: BinaryIO, name: str) -> Iterator[Record]:
             parts.append(data[:length])
             if flag in (0, 3):
                 break
-        payload = parts[0] if len(parts) == 1 else _MAGIC_BYTES.join(parts)
+        payload = parts[0] if len(parts) == 1 else MAGIC_BYTES.join(parts)
         yield Record(number, start, position - start, payload)
 
 
 _TRUNCATED_FIX = f"upload the whole file again or {FIX.replace('re-create the file', 're-create it')}"
+
+
+def iter_payloads(stream: BinaryIO, name: str) -> Iterator[bytes]:
+    """The payloads of `iter_records`, split records joined."""
+    for record in iter_records(stream, name):
+        yield record.payload
 
 
 def read_records(path: Path, name: str) -> Iterator[Record]:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sagemaker_cv.inputs.framing import encode
+from sagemaker_cv.inputs.recordio import frame as encode
 
 DEFAULT_CHUNK_RECORDS = 1024
 DEFAULT_CHUNK_BYTES = 64 << 20

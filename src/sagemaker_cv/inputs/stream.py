@@ -17,8 +17,9 @@ from pathlib import Path
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.distributed.plan import data_shard
-from sagemaker_cv.inputs.framing import encode, iter_payloads
 from sagemaker_cv.inputs.pipe import PipeChannel, PipeEpoch, PipeSample, PipeSettings, batches_per_epoch
+from sagemaker_cv.inputs.recordio import frame as encode
+from sagemaker_cv.inputs.recordio import iter_payloads
 from sagemaker_cv.inputs.spool import Chunk, Spooler
 
 log = logs.get("pipe")

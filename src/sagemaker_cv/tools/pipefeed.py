@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from sagemaker_cv.inputs.framing import encode
+from sagemaker_cv.inputs.recordio import frame as encode
 
 BLOCK = 1 << 20
 

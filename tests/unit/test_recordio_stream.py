@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.inputs.framing import MAGIC, MAGIC_BYTES, encode, iter_payloads
+from sagemaker_cv.inputs.recordio import MAGIC, MAGIC_BYTES, iter_payloads
+from sagemaker_cv.inputs.recordio import frame as encode
 
 
 def mxnet_bytes(tmp_path, payloads) -> bytes:
@@ -101,20 +102,32 @@ def header(cflag, length):
     [
         (
             encode(b"good") + b"\x00" * 8,
-            "record 2 at byte 12: expected the RecordIO magic 0xced7230a, found 0x00000000",
+            "record 2 at byte offset 12 is not RecordIO: expected the RecordIO magic number 0xced7230a, found 0x00000000",
         ),
         (
             encode(b"good") + MAGIC_BYTES,
-            "record 2 at byte 12: the stream ends inside a record header (4 of 8 bytes)",
+            "record 2 at byte offset 12 is truncated: 4 stray byte(s) where a record header (8 bytes) should start",
         ),
-        (header(0, 10) + b"short", "record 1 at byte 0: the stream ends inside the record (5 of 12 bytes)"),
-        (header(1, 4) + b"abcd", "record 1 at byte 12: the stream ends inside a split record"),
-        (header(2, 4) + b"abcd", "record 1 at byte 0: cflag 2 outside a split record; expected cflag 0 or 1"),
+        (
+            header(0, 10) + b"short",
+            "record 1 at byte offset 0 is truncated: its header announces 10 bytes but the file ends 5 bytes later",
+        ),
+        (
+            header(1, 4) + b"abcd",
+            "record 1 at byte offset 0 is truncated: cut off inside a record split into parts",
+        ),
+        (
+            header(2, 4) + b"abcd",
+            "record 1 at byte offset 0 is not RecordIO: continuation flag 2 where a new record should start",
+        ),
         (
             header(1, 0) + header(0, 0),
-            "record 1 at byte 8: cflag 0 inside a split record; expected cflag 2 or 3",
+            "record 1 at byte offset 8 is not RecordIO: continuation flag 0 where a continued record should start",
         ),
-        (header(5, 0), "record 1 at byte 0: cflag 5 is not a RecordIO part flag"),
+        (
+            header(5, 0),
+            "record 1 at byte offset 0 is not RecordIO: continuation flag 5 where a new record should start",
+        ),
     ],
 )
 def test_broken_streams_name_record_offset_and_value(data, message):
