@@ -27,7 +27,7 @@ from sagemaker_cv.algorithms.detection.network import build_detector
 from sagemaker_cv.algorithms.detection.task import DetectionTask
 from sagemaker_cv.contract.job import load_job
 from sagemaker_cv.contract.paths import MLPaths
-from sagemaker_cv.inputs.recordio import read_records, write_index
+from sagemaker_cv.inputs.recordio import write_index
 from sagemaker_cv.tools.detection_demo import write_detection_tree
 from sagemaker_cv.training import engine
 from sagemaker_cv.training import hooks as h
@@ -90,7 +90,7 @@ class Recipe:
         from gluoncv.data.transforms.presets.ssd import SSDDefaultTrainTransform
         from gluoncv.loss import SSDMultiBoxLoss
 
-        write_index(scratch / "recipe.idx", [r.offset for r in read_records(rec, rec.name)])
+        write_index(scratch / "recipe.idx", [rec])
         (scratch / "recipe.rec").symlink_to(rec)
         dataset = RecordFileDetection(str(scratch / "recipe.rec"))
         detector = build_detector(base, classes, SHAPE, pretrained=False, ctx=[mx.cpu()])

@@ -305,13 +305,16 @@ def test_channel_defects_through_the_command_line(tree):
     channels = json.loads(config.read_text())
     del channels["validation_annotation"]
     channels["train"]["TrainingInputMode"] = "Pipe"
-    channels["model"] = {"ContentType": "application/x-sagemaker-model"}
+    channels["validation"]["RecordWrapperType"] = "RecordIO"
+    channels["extra"] = {"ContentType": "application/x-recordio"}
     config.write_text(json.dumps(channels))
     run = train(root, "--algorithm", "object-detection", command="validate")
     assert run.code == 2 and run.failure.startswith("ClientError: ")
     for fragment in (
-        "channel 'model': incremental training from a model.tar.gz is not supported",
-        "channel 'train': Pipe input mode is not supported",
+        "channel 'train' ContentType='image/jpeg' in Pipe mode: expected application/x-recordio",
+        "channel 'validation' RecordWrapperType=RecordIO (an augmented manifest): object detection does not "
+        "read augmented manifests in this version",
+        "channel 'extra': not used by object detection",
         "channel 'validation_annotation' is missing",
     ):
         assert fragment in run.failure, run.failure

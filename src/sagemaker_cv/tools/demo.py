@@ -156,11 +156,11 @@ def write_example_tree(
     if multi_label:
         hp["multi_label"] = "1"
     hp.update(hyperparameters or {})
-    write_config(root, hp, channels)
+    write_job_config(root, hp, channels)
     return hp
 
 
-def write_config(root: Path, hyperparameters: dict, channels: dict) -> None:
+def write_job_config(root: Path, hyperparameters: dict, channels: dict) -> None:
     """The config files of a one-host File-mode job (channels: name -> {"ContentType": ...}) and the
     model and output directories."""
     for spec in channels.values():

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sagemaker_cv.tools.demo import im2rec, write_config
+from sagemaker_cv.tools.demo import im2rec, write_job_config
 
 SHAPES = ("disc", "square", "triangle")
 
@@ -156,7 +156,7 @@ def write_detection_tree(
         "label_width": str(2 + 5 * max_objects),
     }
     hp.update(hyperparameters or {})
-    write_config(root, hp, channels)
+    write_job_config(root, hp, channels)
     return hp
 
 

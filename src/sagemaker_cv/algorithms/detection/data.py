@@ -1,7 +1,7 @@
 """Object detection inputs: which channels hold what, and the iterators that read them.
 
-Two formats, as the built-in: RecordIO (`train`, `validation` hold one .rec each, made by
-`im2rec --pack-label`) and images with one JSON annotation each (`train` + `train_annotation`,
+Two formats, as the built-in: RecordIO (`train`, `validation` hold one or more .rec files
+each, made by `im2rec --pack-label`) and images with one JSON annotation each (`train` + `train_annotation`,
 `validation` + `validation_annotation`). Both end as RecordIO read by MXNet's threaded
 ImageDetRecordIter, the built-in's own reader: decoding and augmentation run in C++ threads, off
 the training loop, which matters on CPUs where they cost as much as a network step.
@@ -18,11 +18,12 @@ import mxnet as mx
 from sagemaker_cv.algorithms.classification.network import IMAGENET_MEAN
 from sagemaker_cv.algorithms.detection.channels import CHANNELS
 from sagemaker_cv.algorithms.detection.records import PreparedDetection, pack_annotated_images, scan_recordio
+from sagemaker_cv.algorithms.detection.stream import StreamSpec, resolve_streams
 from sagemaker_cv.contract.config import Channel
 from sagemaker_cv.contract.content_types import IMAGE_TYPES, JSON, RECORDIO
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.paths import MLPaths
-from sagemaker_cv.inputs.channels import rec_files, unsupported
+from sagemaker_cv.inputs.recordio import Shard, find_shards
 
 KNOWN_CHANNELS = tuple(c.name for c in CHANNELS)
 SPLITS = ("train", "validation")
@@ -31,22 +32,44 @@ SPLITS = ("train", "validation")
 @dataclass(frozen=True)
 class Inputs:
     format: str  # "recordio" | "images"
-    recordio: dict[str, tuple[Path, ...]] = field(default_factory=dict)  # split -> its .rec files
+    recordio: dict[str, tuple[Shard, ...]] = field(default_factory=dict)  # split -> its .rec files
     images: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # split -> (images, annotations)
+    streams: dict[str, StreamSpec] = field(default_factory=dict)  # split -> its Pipe-mode channel
 
 
 def resolve_inputs(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
     """Decide the input format and find the files; every problem in one ClientError."""
-    problems = unsupported(channels, KNOWN_CHANNELS, (RECORDIO, *IMAGE_TYPES, JSON), "object detection")
+    problems: list[str] = []
+    for name, ch in channels.items():
+        if name == "model":
+            continue  # incremental training: checked by training.incremental
+        if name not in KNOWN_CHANNELS:
+            problems.append(
+                f"channel {name!r}: not used by object detection (expected {', '.join(KNOWN_CHANNELS)})"
+            )
+        elif ch.media_type and ch.media_type not in (RECORDIO, *IMAGE_TYPES, JSON):
+            problems.append(
+                f"channel {name!r} ContentType={ch.content_type!r}: expected {RECORDIO}, one of "
+                f"{', '.join(IMAGE_TYPES)} or {JSON}"
+            )
     for split in SPLITS:
         if split not in channels:
             problems.append(
                 f"channel {split!r} is missing: object detection needs {' and '.join(SPLITS)} "
                 "(a .rec file each, or images with train_annotation and validation_annotation)"
             )
+    streams, stream_problems = resolve_streams(channels)
+    problems += stream_problems
     train = channels.get("train")
     media = train.media_type if train else None
-    if media in IMAGE_TYPES or (media is None and "train_annotation" in channels):
+    if "train" not in streams and (
+        media in IMAGE_TYPES or (media is None and "train_annotation" in channels)
+    ):
+        if streams:
+            problems.append(
+                "channel 'validation' streams RecordIO in Pipe mode but 'train' holds images: give both "
+                "splits in one format"
+            )
         inputs = Inputs("images", images=_image_channels(channels, paths, problems))
     else:
         for split in SPLITS:
@@ -56,11 +79,25 @@ def resolve_inputs(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
                 )
         inputs = Inputs(
             "recordio",
-            recordio={s: rec_files(s, paths.channel(s), problems) for s in SPLITS if s in channels},
+            recordio={
+                s: _rec_files(s, paths, problems) for s in SPLITS if s in channels and s not in streams
+            },
+            streams=streams,
         )
     if problems:
         raise ClientError(problems)
     return inputs
+
+
+def _rec_files(split: str, paths: MLPaths, problems: list[str]) -> tuple[Shard, ...]:
+    try:
+        found = tuple(find_shards(paths.channel(split), split))
+    except ClientError as exc:
+        problems.extend(exc.problems)
+        return ()
+    if not found:
+        problems.append(f"channel {split!r}: no .rec file in {paths.channel(split)}")
+    return found
 
 
 def _image_channels(channels: dict[str, Channel], paths: MLPaths, problems: list[str]) -> dict:
@@ -128,6 +165,7 @@ def det_iter(
     part_index: int = 0,
     seed: int = 0,
     threads: int | None = None,
+    shuffle: bool | None = None,
 ) -> mx.io.ImageDetRecordIter:
     """ImageDetRecordIter yielding raw 0-255 RGB pixels resized to image_shape x image_shape (the
     network normalises its own input) and labels padded to label_width, as the built-in pads them."""
@@ -136,13 +174,16 @@ def det_iter(
         data_shape=(3, image_shape, image_shape),
         batch_size=batch_size,
         label_pad_width=label_width,
-        shuffle=train,
+        shuffle=train if shuffle is None else shuffle,
         round_batch=train,  # validation sees each image once; the last batch reports its pad
         num_parts=num_parts,
         part_index=part_index,
         seed=seed,
         # Never fewer decoding threads than MXNet's default (4): measured faster even on 2 cores.
         preprocess_threads=threads or max(4, os.cpu_count() or 1),
+        # A new iterator is made per pass: MXNet 1.9.1 leaks the prefetch buffers beyond the first
+        # of every iterator it frees (see classification's record_iter).
+        prefetch_buffer=1,
         verbose=True,  # logs `ImageDetRecordIOParser: ..., label padding width: N`, as the built-in
         **(TRAIN_AUGMENTATION if train else {"inter_method": 1}),
     )

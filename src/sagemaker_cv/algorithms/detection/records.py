@@ -18,7 +18,7 @@ import numpy as np
 
 from sagemaker_cv.algorithms.detection.labels import Objects, parse_annotation, parse_record_label
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.inputs.recordio import Problems, image_records, read_records
+from sagemaker_cv.inputs.recordio import Problems, Shard, describe, read_shards, unpack_image_record
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -36,7 +36,7 @@ class PreparedDetection:
     empty: int = 0  # images without objects
 
 
-def _image_size(buf: bytes) -> tuple[int, int] | None:
+def image_size(buf: bytes) -> tuple[int, int] | None:
     """(width, height) of an encoded image, or None when it cannot be decoded."""
     if not buf:
         return None
@@ -44,7 +44,7 @@ def _image_size(buf: bytes) -> tuple[int, int] | None:
     return None if image is None else (image.shape[1], image.shape[0])
 
 
-class _Checks:
+class RecordChecks:
     """Problems, skipped images and counts gathered over one channel."""
 
     def __init__(self, channel: str, label_width: int):
@@ -86,62 +86,83 @@ def _pack(label: np.ndarray, record_id: int, image: bytes) -> bytes:
     return mx.recordio.pack(mx.recordio.IRHeader(len(label), label, record_id, 0), image)
 
 
+@dataclass(frozen=True)
+class CheckedRecord:
+    where: str  # "<file> record N (id X)"
+    record_id: int
+    objects: Objects
+    new_label: np.ndarray | None  # the label to write instead of the record's, when it must change
+    image: bytes
+
+    def payload(self, original: bytes) -> bytes:
+        return original if self.new_label is None else _pack(self.new_label, self.record_id, self.image)
+
+
+def check_record(checks: RecordChecks, where: str, payload: bytes, num_classes: int) -> CheckedRecord | None:
+    """An image record's label checked (None: its problems went to `checks`)."""
+    unpacked = unpack_image_record(payload)
+    if isinstance(unpacked, str):
+        checks.problems.add(f"{where}: {unpacked}")
+        return None
+    record_id, label, image = unpacked
+    where = f"{where} (id {record_id})"
+    objects, layout = parse_record_label(label, num_classes)
+    if not checks.objects_ok(where, objects) or not checks.width_ok(
+        where, layout.needed(objects.count), objects.count
+    ):
+        return None
+    # MXNet's iterator needs at least one object and at most label_width values: rewrite records
+    # that have none, carry padding beyond label_width, or had boxes clipped.
+    rewrite = objects.clipped or not objects.count or layout.length > checks.label_width
+    return CheckedRecord(where, record_id, objects, objects.label() if rewrite else None, image)
+
+
 def scan_recordio(
-    paths: list[Path], channel: str, num_classes: int, label_width: int, scratch: Path
+    shards: tuple[Shard, ...], channel: str, num_classes: int, label_width: int, scratch: Path
 ) -> PreparedDetection:
     """Check every record of a channel's .rec files (in this order); raise ClientError listing what
-    is wrong. Records are rewritten (in a copy) only when their label had to change."""
-    checks = _Checks(channel, label_width)
-    kept: list[tuple[Path, int, np.ndarray | None]] = []  # (file, record number, new label or None)
+    is wrong. Records are rewritten (in a copy) only when their label had to change; several files
+    are copied into one (the detection iterator reads one file)."""
+    checks = RecordChecks(channel, label_width)
+    kept: dict[tuple[str, int], np.ndarray | None] = {}  # (file, record number) -> new label or None
     total = 0
-    names = [f"{channel}/{p.name}" for p in paths]
-    for path, name in zip(paths, names):
-        for item in image_records(path, name, checks.problems):
-            total += 1
-            where, header, buf = item.where, item.header, item.image
-            objects, layout = parse_record_label(np.atleast_1d(header.label), num_classes)
-            if not checks.objects_ok(where, objects) or not checks.width_ok(
-                where, layout.needed(objects.count), objects.count
-            ):
-                continue
-            if _image_size(buf) is None:
-                checks.skipped.append(where)
-                continue
-            checks.count(objects)
-            # MXNet's iterator needs at least one object and at most label_width values: rewrite
-            # records that have none, carry padding beyond label_width, or had boxes clipped.
-            rewrite = objects.clipped or not objects.count or layout.length > label_width
-            kept.append((path, item.record.number, objects.label() if rewrite else None))
-    source = ", ".join(names)
+    for shard, record in read_shards(shards):
+        total += 1
+        checked = check_record(checks, f"{shard.name} record {record.number}", record.payload, num_classes)
+        if checked is None:
+            continue
+        if image_size(checked.image) is None:
+            checks.skipped.append(checked.where)
+            continue
+        checks.count(checked.objects)
+        kept[(shard.name, record.number)] = checked.new_label
+    source = describe(shards, channel)
     checks.finish(len(kept), source, total)
     prepared = PreparedDetection(
-        channel, source, paths[0], len(kept), checks.skipped, checks.clipped, checks.empty
+        channel, source, shards[0].path, len(kept), checks.skipped, checks.clipped, checks.empty
     )
-    if len(paths) == 1 and len(kept) == total and all(label is None for *_, label in kept):
+    if len(shards) == 1 and len(kept) == total and all(label is None for label in kept.values()):
         return prepared
     prepared.rec = scratch / f"{channel}.rec"
-    _copy(paths, names, kept, prepared.rec)
+    _copy(shards, kept, prepared.rec)
     return prepared
 
 
-def _copy(
-    paths: list[Path], names: list[str], kept: list[tuple[Path, int, np.ndarray | None]], dst: Path
-) -> None:
+def _copy(shards: tuple[Shard, ...], kept: dict[tuple[str, int], np.ndarray | None], dst: Path) -> None:
     """Write the kept records into one file, with their new labels where they have one."""
-    wanted = {(path, number): label for path, number, label in kept}
     dst.parent.mkdir(parents=True, exist_ok=True)
     writer = mx.recordio.MXRecordIO(str(dst), "w")
     try:
-        for path, name in zip(paths, names):
-            for record in read_records(path, name):
-                if (path, record.number) not in wanted:
-                    continue
-                label = wanted[(path, record.number)]
-                if label is None:
-                    writer.write(record.payload)
-                else:
-                    header, buf = mx.recordio.unpack(record.payload)
-                    writer.write(_pack(label, header.id, buf))
+        for shard, record in read_shards(shards):
+            key = (shard.name, record.number)
+            if key not in kept:
+                continue
+            label = kept[key]
+            if label is None:
+                writer.write(record.payload)
+            else:
+                record_id, _, buf = unpack_image_record(record.payload)
+                writer.write(_pack(label, record_id, buf))
     finally:
         writer.close()
 
@@ -197,7 +218,7 @@ def pack_annotated_images(
 ) -> PreparedDetection:
     """Pair each JSON annotation with its image, check both, and pack them into one .rec."""
     annotation_channel = f"{channel}_annotation"
-    checks = _Checks(channel, label_width)
+    checks = RecordChecks(channel, label_width)
     index = _ImageIndex(image_dir)
     used: set[Path] = set()
     good: list[tuple[Objects, Path]] = []
@@ -217,7 +238,7 @@ def pack_annotated_images(
             checks.problems.add(f"{where}: image {image.relative_to(index.root)} is annotated twice")
             continue
         used.add(image)
-        size = _image_size(image.read_bytes())
+        size = image_size(image.read_bytes())
         if size is None:
             checks.skipped.append(f"{channel}/{image.relative_to(index.root)}")
             continue
