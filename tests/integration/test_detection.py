@@ -20,9 +20,9 @@ from sagemaker_cv.tools.spec import metric_definitions
 pytestmark = pytest.mark.slow
 
 PREFIX = r"\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d (?:INFO|WARNING) \d+\] "
-# Measured: from scratch, adam at 0.001 on batches of 4, with the first two ResNet stages frozen
-# (random but fixed features; a step costs about half): validation mAP 0.4 after one epoch, 0.6-0.85
-# after four to seven. A detector that answers 100 random boxes per image scores about 0.015.
+# From scratch, adam at 0.001 on batches of 4, with the first two ResNet stages frozen (random but
+# fixed features; a step costs about half). A detector that answers 100 random boxes per image
+# scores about 0.015; the assertion asks for 20 times that.
 LEARN = {
     "base_network": "resnet-50",
     "use_pretrained_model": "0",
@@ -30,7 +30,7 @@ LEARN = {
     "optimizer": "adam",
     "learning_rate": "0.001",
     "mini_batch_size": "4",
-    "epochs": "6",
+    "epochs": "5",
 }
 
 
@@ -91,15 +91,15 @@ def test_learns_from_images_and_json_and_writes_the_builtin_artifacts(tmp_path):
         root,
         content="images",
         num_classes=1,
-        train_images=48,
-        val_images=32,
+        train_images=40,
+        val_images=16,
         max_objects=1,
         hyperparameters=LEARN,
     )
     run = train(root, "--algorithm", "object-detection", timeout=1500)
     assert run.code == 0, run.out[-3000:]
     maps = logged(run.out, "validation mAP")
-    assert len(maps) == 6 and max(maps) > 0.5, maps  # random boxes: about 0.015
+    assert len(maps) == 5 and max(maps) > 0.3, maps  # random boxes: about 0.015
     frozen = re.search(r"Freezing 72 parameter\(s\) of layers (.*) \(freeze_layer_pattern=", run.out)
     assert (
         frozen
@@ -110,12 +110,12 @@ def test_learns_from_images_and_json_and_writes_the_builtin_artifacts(tmp_path):
     # The built-in's lines, in its formats.
     for pattern in (
         r"Epoch:    0, batches:      2, num_examples:      8, \d+\.\d samples/sec, epoch time so far:  0:\d\d:\d\d\.\d{6}\n",
-        r"#quality_metric: host=algo-1, epoch=5, batch=12 train cross_entropy <loss>=\([0-9.e+-]+\)\n",
-        r"#quality_metric: host=algo-1, epoch=5, batch=12 train smooth_l1 <loss>=\([0-9.e+-]+\)\n",
+        r"#quality_metric: host=algo-1, epoch=4, batch=10 train cross_entropy <loss>=\([0-9.e+-]+\)\n",
+        r"#quality_metric: host=algo-1, epoch=4, batch=10 train smooth_l1 <loss>=\([0-9.e+-]+\)\n",
         r"#quality_metric: host=algo-1, epoch=0, validation mAP <score>=\([0-9.e+-]+\)\n",
         r"Updating the best model with validation-mAP=[0-9.e+-]+\n",
         r'Saved checkpoint to "' + re.escape(str(root)) + r'/model/model_algo_1-0000\.params"\n',
-        r"#progress_metric: host=algo-1, completed 50\.0 % of epochs\n",
+        r"#progress_metric: host=algo-1, completed 40\.0 % of epochs\n",
         r"Training images are resized to image shape \(3, 300, 300\)\n",
         r"ImageDetRecordIOParser: .*train\.rec, label padding width: 7\n",
     ):
@@ -173,7 +173,7 @@ def test_learns_from_images_and_json_and_writes_the_builtin_artifacts(tmp_path):
     detections = np.concatenate(
         [net(mx.nd.stack(*images[i : i + 8])).asnumpy() for i in range(0, len(images), 8)]
     )
-    assert detections.shape == (32, 100, 6)
+    assert detections.shape == (16, 100, 6)
     found = detections[detections[:, :, 0] >= 0]
     assert np.all((found[:, 2:] >= 0) & (found[:, 2:] <= 1)) and np.all(found[:, 1] <= 1)
     assert abs(voc07_map(list(detections), truths, 0.5) - max(maps)) < 1e-6, (

@@ -132,11 +132,11 @@ def test_channel_settings_are_checked():
         "channel 'model' ContentType='application/x-recordio': expected application/x-sagemaker-model",
         "channel 'model' TrainingInputMode='Pipe': the model channel is read in File mode",
     ]
-    detection = Job(
-        "object-detection", MLPaths(), HyperParameters({}), ResourceConfig(), {"model": Channel("model")}
+    segmentation = Job(
+        "semantic-segmentation", MLPaths(), HyperParameters({}), ResourceConfig(), {"model": Channel("model")}
     )
-    assert incremental.channel_problems(detection)[0].startswith(
-        "channel 'model': incremental training is not available for object-detection"
+    assert incremental.channel_problems(segmentation)[0].startswith(
+        "channel 'model': incremental training is not available for semantic-segmentation"
     )
 
 

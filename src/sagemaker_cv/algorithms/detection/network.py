@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import mxnet as mx
-from mxnet.gluon import HybridBlock, nn
+from mxnet.gluon import HybridBlock
 
 from sagemaker_cv.algorithms.classification.network import Normalized
 from sagemaker_cv.algorithms.detection.layers import resnet_builtin_name, select_frozen, vgg_builtin_name
@@ -127,25 +127,14 @@ def _expand(base: HybridBlock) -> HybridBlock:
         )
 
 
-def _blocks(block: HybridBlock):
-    """A block and all blocks below it (Gluon 1.x keeps children in the private `_children`)."""
-    yield block
-    for child in block._children.values():
-        yield from _blocks(child)
-
-
 def freeze(base: HybridBlock, names: list[str]) -> None:
-    """Stop training these parameters. A BatchNorm layer whose scale and shift are frozen also
-    normalises with its running statistics when training (MXNet would still use the batch's but
-    never update the running ones: evaluation would then see statistics training never did).
-    Must run before the base is traced into a symbol (the ResNet's feature expander)."""
+    """Stop training these parameters, as MXNet's fixed_param_names does for the built-in: a frozen
+    BatchNorm layer keeps its scale and shift but still normalises with the batch's statistics in
+    training and updates its running ones (auxiliary states are never "trained")."""
     frozen = set(names)
     for param in base.collect_params().values():
         if param.name in frozen:
             param.grad_req = "null"
-    for block in _blocks(base):
-        if isinstance(block, nn.BatchNorm) and block.gamma.name in frozen:
-            block._kwargs["use_global_stats"] = True  # Gluon 1.x passes _kwargs to the operator
 
 
 def feature_maps(features: HybridBlock, image_shape: int) -> list[tuple[int, int]]:
