@@ -312,8 +312,8 @@ def test_channel_defects_through_the_command_line(tree):
     assert run.code == 2 and run.failure.startswith("ClientError: ")
     for fragment in (
         "channel 'train' ContentType='image/jpeg' in Pipe mode: expected application/x-recordio",
-        "channel 'validation' RecordWrapperType=RecordIO (an augmented manifest): object detection does not "
-        "read augmented manifests in this version",
+        "channel 'validation' RecordWrapperType=RecordIO (an augmented manifest) in File mode: SageMaker "
+        "streams augmented manifests in Pipe mode only",
         "channel 'extra': not used by object detection",
         "channel 'validation_annotation' is missing",
     ):

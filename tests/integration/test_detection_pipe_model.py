@@ -1,9 +1,11 @@
 """Object detection through the real command line with SageMaker's other inputs: RecordIO streamed
 through FIFOs epoch after epoch (every record split on the wire), then a second job that starts from
-the first one's model.tar.gz in the `model` channel, and one whose network differs, refused."""
+the first one's model.tar.gz in the `model` channel, and one whose network differs, refused; an
+augmented manifest of Ground Truth bounding boxes in Pipe mode."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import mxnet as mx
@@ -82,3 +84,54 @@ def test_pipe_mode_then_a_second_job_from_its_model(tmp_path, feeders):
         "base_network: the model in the model channel has 'resnet-50', this job has 'vgg-16'" in other.failure
     )
     assert "num_classes: the model in the model channel has 3, this job has 4" in other.failure
+
+
+def test_an_augmented_manifest_of_bounding_boxes_in_pipe_mode(tmp_path, feeders):
+    """Ground Truth's output: one manifest line per image, the image then its bounding-box object,
+    streamed as one RecordIO record per attribute; a bad box is named by sample and attribute."""
+    root = tmp_path / "ml"
+    write_detection_tree(root, content="images", train_images=4, val_images=2, hyperparameters=HP)
+    data = root / "input" / "data"
+    manifests = {}
+    for split in ("train", "validation"):
+        lines = []
+        for note in sorted((data / f"{split}_annotation").glob("*.json")):
+            doc = json.loads(note.read_text())
+            ref = f"s3://bucket/{split}/{doc.pop('file')}"
+            lines.append(json.dumps({"source-ref": ref, "bounding-box": doc, "bounding-box-metadata": {}}))
+        manifests[split] = tmp_path / f"{split}.manifest"
+        manifests[split].write_text("\n".join(lines) + "\n")
+        shutil.copytree(data / split, tmp_path / "s3" / "bucket" / split)
+    shutil.rmtree(data)
+    wrapped = {**PIPE, "RecordWrapperType": "RecordIO", "AttributeNames": ["source-ref", "bounding-box"]}
+    set_channels(root, train=wrapped, validation=wrapped)
+    set_hyperparameters(root, epochs="1")
+    feed = ["--attributes", "source-ref,bounding-box", "--s3-root", str(tmp_path / "s3")]
+    started = [
+        feeders(root, split, 1, "--manifest", str(manifests[split]), *feed, env=cli_env())
+        for split in ("train", "validation")
+    ]
+    run = train(root, "--algorithm", "object-detection", SAGEMAKER_CV_PIPE_TIMEOUT=60)
+    assert run.code == 0, run.out[-3000:]
+    for f in started:
+        assert f.wait(timeout=30) == 0, f.stderr.read()
+    assert run.out.count("validation mAP <score>=") == 1
+    assert run.model_files == ["hyperparams.json", "model_algo_1-0000.params", "model_algo_1-symbol.json"]
+
+    # A class_id beyond num_classes, named by stream, sample and attribute.
+    lines = manifests["train"].read_text().splitlines()
+    bad = json.loads(lines[1])
+    bad["bounding-box"]["annotations"][0]["class_id"] = 7
+    lines[1] = json.dumps(bad)
+    manifests["train"].write_text("\n".join(lines) + "\n")
+    shutil.rmtree(root / "model")
+    (root / "model").mkdir()
+    started = [
+        feeders(root, split, 1, "--manifest", str(manifests[split]), *feed, env=cli_env())
+        for split in ("train", "validation")
+    ]
+    failed = train(root, "--algorithm", "object-detection", SAGEMAKER_CV_PIPE_TIMEOUT=60)
+    assert failed.code == 2, failed.out[-3000:]
+    assert failed.failure.startswith(
+        "ClientError: train_0 sample 1 attribute 'bounding-box' (attribute 2 of 2): annotations[0] class_id=7"
+    ), failed.failure

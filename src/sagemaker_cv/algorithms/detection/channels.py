@@ -13,7 +13,7 @@ CHANNELS = (
         True,
         (RECORDIO, JPEG, PNG, X_IMAGE),
         "Training data: RecordIO (.rec) file(s), also in Pipe mode, or JPEG/PNG images annotated by "
-        "train_annotation.",
+        "train_annotation. In Pipe mode also an augmented manifest (image then bounding-box object).",
         input_modes=("File", "Pipe"),
     ),
     ChannelSpec(
