@@ -73,10 +73,11 @@ def train(paths: MLPaths, algorithm: str) -> None:
     train_job(job)
 
 
-def train_job(job: Job, extra_hooks: Sequence = (), decisions=None) -> None:
+def train_job(job: Job, extra_hooks: Sequence = (), decisions=None, leading_hooks: Sequence = ()) -> None:
     """Train in this process (the one worker of a multi-host job, or a single-host job).
 
-    `decisions` carries the primary's early-stopping decisions between hosts."""
+    `decisions` carries the primary's early-stopping decisions between hosts; `leading_hooks` run
+    before the standard ones at every point of the loop, `extra_hooks` after them."""
     from sagemaker_cv.training import engine
     from sagemaker_cv.training.hooks import standard_hooks
 
@@ -90,7 +91,7 @@ def train_job(job: Job, extra_hooks: Sequence = (), decisions=None) -> None:
             task, hp, primary=resource.is_primary, decisions=decisions, primary_host=resource.primary_host
         )
         try:
-            state = engine.fit(task, [*hooks, *extra_hooks], hp.epochs, stop)
+            state = engine.fit(task, [*leading_hooks, *hooks, *extra_hooks], hp.epochs, stop)
         finally:
             task.close()
     if state.interrupted:

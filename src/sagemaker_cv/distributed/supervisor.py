@@ -1,0 +1,379 @@
+"""What a launcher decides, as a pure function: `step(state, events, now) -> actions`.
+
+The launcher (a thin shell around sockets and processes) turns what happened since its last look
+into events (a signal, a host's hello, a message on the control link, a report from its worker, a
+role that exited), calls `step` with the time, and carries out the actions (send, start or signal
+processes, pass a decision on, end the roles, fail, finish). Nothing here touches a socket, a
+process or the clock, so every fault the launcher handles is tested with plain data.
+
+Phases: resolving (DNS) -> joining (the control link) -> running -> stopping (SIGTERM) -> ended.
+ps-lite alone never notices a dead peer, so any role death, worker exception, lost host,
+cluster-wide stall or blocked final synchronisation (the last three judged in `health`) becomes a
+failure that hosts[0] relays to every host. A host other than hosts[0] exits 0 only once hosts[0]
+said the model is saved.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from sagemaker_cv.distributed import health, plan
+from sagemaker_cv.distributed import protocol as p
+from sagemaker_cv.distributed.protocol import Fault
+
+SHUTDOWN_WAIT = 20.0  # after success: how long servers and scheduler get to exit on their own
+EXIT_GRACE = 10.0  # once every worker trained: how long they get to pass the kvstore's exit barrier
+STOP_WAIT = 2.0  # after a stop: nothing is left to save, so the roles are ended promptly
+
+RESOLVING, JOINING, RUNNING, STOPPING, ENDED = "resolving", "joining", "running", "stopping", "ended"
+
+
+# ---- state ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Peer:
+    """Another host, as its messages describe it."""
+
+    heard: float
+    active: bool = True  # its worker made progress lately (or is still preparing data)
+    progress: str = "not started"  # its worker's last report, for the stall message
+    finished_at: float | None = None  # when its worker said it finished training
+    done: bool = False  # its worker exited 0
+    closed: bool = False
+
+
+@dataclass
+class Worker:
+    """This host's worker, as its reports describe it."""
+
+    started: bool = False
+    kvstore: str | None = None
+    step: int = 0
+    last_report: float = 0.0
+    syncing: int | None = None  # the epoch whose end it waits for the servers at
+    validating: bool = False  # between an epoch's synchronisation and the next batch
+    trained: bool = False
+    trained_at: float = 0.0
+    failure: Fault | None = None
+    exited: bool = False
+    done: bool = False  # exited 0
+
+
+@dataclass
+class State:
+    me: str
+    hosts: tuple[str, ...]
+    settings: plan.Settings
+    phase: str = RESOLVING
+    peers: dict[str, Peer] = field(default_factory=dict)  # hosts[0]: every other host; else hosts[0]
+    worker: Worker = field(default_factory=Worker)
+    primary_address: str = ""
+    linked: bool = False  # another host: connected to hosts[0] and said hello
+    last_error: str = ""  # why the last connection attempt failed
+    deadline: float = 0.0  # the rendezvous deadline, then the stop deadline
+    finish_received: bool = False
+    end_promptly: bool = False  # hosts[0] said the roles will not exit on their own
+    last_beat: float = float("-inf")
+    cluster_progress: float = 0.0  # on hosts[0]: when a worker anywhere last made progress
+
+    @property
+    def primary(self) -> bool:
+        return self.me == self.hosts[0]
+
+
+class _Failed(Exception):
+    def __init__(self, fault: Fault):
+        self.fault = fault
+
+
+def step(state: State, events: list, now: float) -> list:
+    """Apply `events` (in order) and the passing of time to `state`; return the actions to take."""
+    if state.phase == ENDED:
+        return []
+    out: list = []
+    try:
+        for event in events:
+            _on_event(state, event, now, out)
+        _on_time(state, now, out)
+    except _Failed as failed:
+        out += _fail(state, failed.fault)
+    return out
+
+
+def _fault(state: State, problem: str, role: str = "launcher", host: str | None = None) -> _Failed:
+    return _Failed(Fault.of(host or state.me, role, problem))
+
+
+def _fail(state: State, fault: Fault) -> list:
+    """Tell the others (hosts[0] tells everyone but the origin; another host tells hosts[0] about
+    its own faults), then fail here."""
+    state.phase = ENDED
+    out: list = []
+    message = {"type": p.ABORT if state.primary else p.FAIL, "fault": fault.to_wire()}
+    for host, peer in state.peers.items():
+        if peer.closed or host == fault.host:
+            continue
+        if state.primary or fault.host == state.me:
+            out.append(p.Send(host, message))
+    return [*out, p.Fail(fault)]
+
+
+def _before_start(state: State) -> _Failed:
+    return _fault(state, "stopped by SIGTERM before training started")
+
+
+# ---- events ---------------------------------------------------------------------------------------
+
+
+def _on_event(state: State, event: Any, now: float, out: list) -> None:
+    s = state.settings
+    if isinstance(event, p.Signalled):
+        if state.phase in (RESOLVING, JOINING):
+            raise _before_start(state)
+        if state.phase == RUNNING:
+            _begin_stop(state, state.me, now, out)
+    elif isinstance(event, p.Unresolved):
+        roles = " and ".join(plan.roles_for(event.host, state.hosts))
+        raise _fault(state, f"{event.detail}; that host runs the {roles}")
+    elif isinstance(event, p.Resolved):
+        state.phase, state.deadline = JOINING, now + s.rendezvous_timeout
+        state.primary_address = event.primary_address
+        if state.primary:
+            out.append(p.Listen())
+    elif isinstance(event, p.ListenFailed):
+        raise _fault(
+            state,
+            f"cannot listen on the control port {s.control_port} ({plan.CONTROL_PORT_ENV}): {event.detail}",
+        )
+    elif isinstance(event, p.Connected):
+        state.linked = True
+        state.peers[state.hosts[0]] = Peer(heard=now)
+        out.append(p.Send(state.hosts[0], {"type": p.HELLO, "host": state.me}))
+    elif isinstance(event, p.ConnectFailed):
+        state.last_error = event.detail
+    elif isinstance(event, p.Hello):
+        if state.phase == JOINING and event.host in state.hosts[1:] and event.host not in state.peers:
+            state.peers[event.host] = Peer(heard=now)
+            out += [p.Accept(event.conn, event.host), p.Log("info", f"Host {event.host} joined")]
+        else:
+            expected = ", ".join(state.hosts[1:])
+            out += [
+                p.Reject(event.conn),
+                p.Log(
+                    "warning",
+                    f"Control link: ignoring a hello from {event.host!r} (expected one of {expected})",
+                ),
+            ]
+    elif isinstance(event, p.Received):
+        _on_message(state, event.host, event.message, now, out)
+    elif isinstance(event, p.LinkClosed):
+        if state.phase == JOINING:
+            raise _fault(state, "closed the control link before training started", host=event.host)
+        _peer_lost(state, event.host, "closed the control link", out)
+    elif isinstance(event, p.Reported):
+        _on_report(state, event.event, now, out)
+    elif isinstance(event, p.Exited):
+        _on_exit(state, event.role, event.code, out)
+    else:
+        raise TypeError(f"not a supervisor event: {event!r}")
+
+
+def _on_message(state: State, host: str, message: dict, now: float, out: list) -> None:
+    peer = state.peers.get(host)
+    if peer is None or peer.closed:  # a peer already given up on (silent too long)
+        return
+    peer.heard = now
+    kind = message.get("type")
+    if kind == p.START and state.phase == JOINING and not state.primary:
+        _start(state, now, out)
+    elif kind == p.BEAT:
+        peer.active = bool(message.get("active", True))
+        peer.progress = str(message.get("progress", peer.progress))
+        if message.get("finished") and peer.finished_at is None:
+            peer.finished_at = now
+    elif kind == p.DONE:
+        peer.done = True
+        peer.finished_at = peer.finished_at if peer.finished_at is not None else now
+    elif kind == p.FAIL:
+        fault = Fault.from_wire(message.get("fault"))
+        out.append(p.Log("error", f"Host {host} reports: {fault.role} on host {fault.host} failed"))
+        raise _Failed(fault)
+    elif kind == p.ABORT:
+        raise _Failed(Fault.from_wire(message.get("fault")))
+    elif kind == p.STOP:
+        if state.phase == RUNNING:
+            _begin_stop(state, host, now, out)
+    elif kind == p.DECISION:
+        if not state.worker.exited:
+            out.append(p.PassDecision(int(message["epoch"]), bool(message["stop"])))
+    elif kind == p.FINISH:
+        state.finish_received, state.end_promptly = True, bool(message.get("promptly"))
+
+
+def _on_report(state: State, event: dict, now: float, out: list) -> None:
+    w = state.worker
+    w.last_report = now
+    w.step = int(event.get("step", w.step))
+    kind = event.get("event")
+    if kind == p.STARTED:
+        w.started, w.kvstore = True, event.get("kvstore")
+    elif kind == p.PROGRESS and "epoch" not in event:  # a batch
+        w.validating = False
+    elif kind == p.SYNCING:
+        w.syncing, w.validating = int(event.get("epoch", 0)), False
+    elif kind == p.SYNCED:
+        w.syncing, w.validating = None, True
+    elif kind == p.TRAINED:
+        w.trained, w.trained_at, w.syncing = True, now, None
+    elif kind == p.FAILED:
+        w.failure = Fault(state.me, "worker", event["kind"], tuple(event["problems"]))
+    elif kind == p.DECISION:
+        # Whether to stop after an epoch is decided where validation runs (hosts[0]); every other
+        # worker waits for it at the end of the epoch (early stopping).
+        message = {"type": p.DECISION, "epoch": event["epoch"], "stop": event["stop"]}
+        out += [p.Send(h, message) for h, peer in state.peers.items() if not peer.closed]
+
+
+def _on_exit(state: State, role: str, code: int, out: list) -> None:
+    w = state.worker
+    if role == "worker":
+        w.exited = True
+        if w.failure:
+            raise _Failed(w.failure)
+        if code != 0:
+            if state.phase == STOPPING and w.trained:
+                out.append(p.Log("info", f"worker on host {state.me} {p.describe_exit(code)} after saving"))
+                return
+            raise _fault(state, p.describe_exit(code), role="worker")
+        w.done = True
+        out.append(p.Log("info", f"worker on host {state.me} finished"))
+        if not state.primary:
+            out.append(p.Send(state.hosts[0], {"type": p.DONE}))
+    elif code != 0 and state.phase == RUNNING and not w.done:
+        raise _fault(state, f"{p.describe_exit(code)} while training was running", role=role)
+    else:
+        out.append(p.Log("info", f"{role} on host {state.me} {p.describe_exit(code)}"))
+
+
+def _peer_lost(state: State, host: str, what: str, out: list) -> None:
+    peer = state.peers[host]
+    peer.closed = True
+    if state.primary:
+        if peer.done or state.phase == STOPPING:
+            out.append(p.Log("info", f"Control link to {host} ended ({what})"))
+            return
+        raise _fault(state, what, host=host)
+    if state.finish_received:
+        out.append(p.Log("info", f"Control link to {host} ended ({what})"))
+        return
+    # hosts[0] always says `finish` before it ends; without it the model may not be saved.
+    if state.worker.done or state.phase == STOPPING:
+        what += " before it confirmed that the model was saved"
+    raise _fault(state, what, host=host)
+
+
+def _start(state: State, now: float, out: list) -> None:
+    state.phase, state.cluster_progress = RUNNING, now
+    out.append(p.StartRoles())
+
+
+def _begin_stop(state: State, origin: str, now: float, out: list) -> None:
+    state.phase, state.deadline = STOPPING, now + state.settings.stop_grace
+    out += [
+        p.Log(
+            "info",
+            f"Stopping (SIGTERM on host {origin}): the worker finishes its batch, then the primary saves",
+        ),
+        p.SignalRole("worker", signal.SIGTERM),
+    ]
+    out += [p.Send(h, {"type": p.STOP}) for h, peer in state.peers.items() if h != origin and not peer.closed]
+
+
+# ---- time -----------------------------------------------------------------------------------------
+
+
+def _on_time(state: State, now: float, out: list) -> None:
+    if state.phase == JOINING:
+        _join(state, now, out)
+    if state.phase in (RUNNING, STOPPING):
+        out += health.beat(state, now)
+        for host, silence in health.silent_peers(state, now):
+            _peer_lost(state, host, silence, out)
+        if state.phase == RUNNING and state.primary:
+            for problem in (health.stall(state, now), health.final_sync(state, now)):
+                if problem:
+                    raise _fault(state, problem)
+        _check_end(state, now, out)
+
+
+def _join(state: State, now: float, out: list) -> None:
+    s, first = state.settings, state.hosts[0]
+    limit = f"{s.rendezvous_timeout:.0f} s ({plan.RENDEZVOUS_TIMEOUT_ENV})"
+    if state.primary:
+        missing = [h for h in state.hosts[1:] if h not in state.peers]
+        if not missing:
+            out += [p.Send(h, {"type": p.START}) for h in state.hosts[1:]]
+            out.append(p.Log("info", f"All {len(state.hosts)} hosts joined; starting the parameter server"))
+            _start(state, now, out)
+        elif now > state.deadline:
+            raise _fault(state, f"host(s) {', '.join(missing)} did not join within {limit}", host=missing[0])
+    elif not state.linked:
+        if now > state.deadline:
+            raise _fault(
+                state,
+                f"the launcher on {first} did not accept a connection at {state.primary_address}:"
+                f"{s.control_port} within {limit}; last error: {state.last_error}",
+                host=first,
+            )
+        out.append(p.Connect())
+    elif now > state.deadline:
+        raise _fault(state, f"not every host joined within {limit}", host=first)
+
+
+def _check_end(state: State, now: float, out: list) -> None:
+    w, s = state.worker, state.settings
+    finish = [p.Send(h, {"type": p.FINISH}) for h, peer in state.peers.items() if not peer.closed]
+    if state.phase == STOPPING:
+        # Workers that stopped a batch apart wait for each other forever (in a push, or in the
+        # exit barrier), and a blocked worker cannot even run its signal handler; once the model
+        # is saved nothing is left to do, so every role is ended promptly.
+        if state.primary and w.trained:
+            out += [*finish, p.EndRoles(STOP_WAIT, STOP_WAIT), p.Finish(stopped=True)]
+        elif not state.primary and state.finish_received:
+            out += [p.EndRoles(STOP_WAIT, STOP_WAIT), p.Finish(stopped=True)]
+        elif now > state.deadline:
+            grace = f"{s.stop_grace:.0f} s of SIGTERM ({plan.STOP_GRACE_ENV})"
+            if state.primary:
+                raise _fault(state, f"did not save the model within {grace}", role="worker")
+            raise _fault(
+                state, f"did not confirm within {grace} that the model was saved", host=state.hosts[0]
+            )
+        else:
+            return
+        state.phase = ENDED
+    elif state.primary:
+        if w.done and all(peer.done for peer in state.peers.values()):
+            out += [*finish, p.EndRoles(SHUTDOWN_WAIT, 5.0), p.Finish(stopped=False)]
+            state.phase = ENDED
+            return
+        # Every worker trained and the model is saved, but not every worker exited: the kvstore's
+        # exit barrier waits for a worker that is gone. Nothing is left to do, so end them.
+        finished = [peer.finished_at for peer in state.peers.values()]
+        if (
+            w.trained
+            and not w.exited
+            and None not in finished
+            and now - max(w.trained_at, *finished) > EXIT_GRACE
+        ):
+            waited = f"saved the model but did not exit within {EXIT_GRACE:.0f} s; ending it"
+            promptly = [p.Send(a.host, {**a.message, "promptly": True}) for a in finish]
+            out += [p.Log("warning", f"worker on host {state.me} {waited}"), *promptly]
+            out += [p.EndRoles(STOP_WAIT, STOP_WAIT), p.Finish(stopped=False)]
+            state.phase = ENDED
+    elif state.finish_received and (w.done or w.trained):
+        wait = STOP_WAIT if state.end_promptly else SHUTDOWN_WAIT
+        out += [p.EndRoles(wait, 5.0), p.Finish(stopped=False)]
+        state.phase = ENDED
