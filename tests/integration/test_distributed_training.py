@@ -47,21 +47,29 @@ def free_ports() -> int:
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path, hosts: int, hyperparameters: dict | None = None, per_class: int = 16):
+    def __init__(
+        self,
+        tmp_path: Path,
+        hosts: int,
+        hyperparameters: dict | None = None,
+        per_class: int = 16,
+        resource: dict | None = None,
+        image_size: int = 24,
+    ):
         self.names = [f"algo-{i + 1}" for i in range(hosts)]
         self.roots = [tmp_path / name for name in self.names]
         write_example_tree(
             self.roots[0],
             per_class=per_class,
             val_per_class=4,
-            image_size=24,
+            image_size=image_size,
             hyperparameters={**HP, **(hyperparameters or {})},
         )
         for root in self.roots[1:]:
             shutil.copytree(self.roots[0], root)
         for name, root in zip(self.names, self.roots):
             (root / "input/config/resourceconfig.json").write_text(
-                json.dumps({"current_host": name, "hosts": self.names})
+                json.dumps({"current_host": name, "hosts": self.names, **(resource or {})})
             )
         self.port = free_ports()
         self.procs: dict[str, subprocess.Popen] = {}
@@ -237,6 +245,65 @@ def test_early_stopping_is_decided_by_the_primary_and_followed_by_every_host(clu
     assert primary and other and primary.group(1) == other.group(1)
     epochs = [len(re.findall(r"Epoch\[\d+\] Train-accuracy", c.log(n))) for n in c.names]
     assert epochs[0] == epochs[1] == int(primary.group(1)) + 1 < 10
+
+
+# ---- the end of training -------------------------------------------------------------------------
+
+
+def test_a_worker_that_finishes_first_has_sent_its_last_gradients(cluster):
+    # Python runs ahead of MXNet's engine: nothing waits for it during an epoch unless a batch line
+    # reads the metrics (not with the default interval of 20 and short epochs). algo-2's worker
+    # leaves the instant its training ends (SAGEMAKER_CV_TEST_EXIT_WHEN_TRAINED, the earliest a
+    # finished worker could exit). Without the end-of-epoch synchronisation its last gradient
+    # pushes were still queued in the engine then, never reached the servers, and algo-1 waited
+    # for them forever (issue seen as a two-host job that hangs at the end of training). With it,
+    # algo-1 completes its last update, validates and saves.
+    # resourceconfig names the interface SDK v3 local mode writes, which these hosts do not have:
+    # the servers and workers bind the host's own address instead.
+    c = cluster(2, hyperparameters={"epochs": "1"}, resource={"network_interface_name": "ethwe"})
+    quiet = {
+        "SAGEMAKER_CV_LOG_INTERVAL": "100",
+        "SAGEMAKER_CV_DUMP_PARAMS": "",
+    }  # neither waits for the engine
+    c.start(env={"algo-1": quiet, "algo-2": {**quiet, "SAGEMAKER_CV_TEST_EXIT_WHEN_TRAINED": "1"}})
+    codes = c.wait(FAULT_BOUND + 60)
+    assert codes == {"algo-1": 0, "algo-2": 0}, c.tail("algo-1") + c.tail("algo-2")
+    assert "Exiting as soon as training ended" in c.log("algo-2")
+    for name in c.names:
+        assert re.search(
+            rf"Host {name}: network interface 'ethwe' \(resourceconfig.json network_interface_name\) has no IPv4 "
+            r"address on this host; binding the parameter server's ports to this host's own address 127\.0\.0\.1",
+            c.log(name),
+        ), c.tail(name)
+    assert "Epoch[0] Validation-accuracy=" in c.log("algo-1")
+    assert (c.roots[0] / "model" / "image-classification-0001.params").exists()
+    # algo-1's worker then waits in the kvstore's exit barrier for the worker that left: ended.
+    assert "worker on host algo-1 saved the model but did not exit within 10 s; ending it" in c.log("algo-1")
+
+
+def test_a_worker_that_left_with_gradients_unsent_fails_the_job_fast(cluster):
+    # algo-2's worker exits (code 0, as if finished) after step 2 of 3: the servers never get its
+    # gradients for the last step, so algo-1 can never complete it. The job must fail once every
+    # other worker is gone and the primary waited a lost heartbeat's time, not at the stall deadline.
+    c = cluster(2, hyperparameters={"epochs": "1"})
+    peer = {"SAGEMAKER_CV_PEER_TIMEOUT": "10"}
+    c.start(env={"algo-1": peer, "algo-2": {**peer, "SAGEMAKER_CV_TEST_EXIT_AT_STEP": "2"}})
+    c.wait_for("algo-2", r"Exiting after step 2")
+    left = time.monotonic()
+    pids = c.role_pids()
+    elapsed = assert_all_gone(c, left, pids)
+    assert elapsed > 8, elapsed  # the primary waited its PEER_TIMEOUT, not less
+    for name in c.names:
+        reason = c.failure(name)
+        assert reason.startswith(
+            "AlgorithmError: DistributedTrainingError: launcher on host algo-1: the worker has "
+        ), reason
+        assert re.search(
+            r"waited \d+ s \(SAGEMAKER_CV_PEER_TIMEOUT\) (after step \d|at the end of epoch 0) for the parameter "
+            r"server although every other host's worker had finished training: gradients of a finished worker "
+            r"never reached the servers",
+            reason,
+        ), reason
 
 
 # ---- faults --------------------------------------------------------------------------------------
