@@ -59,10 +59,10 @@ def beat(active: bool = True, progress: str = "step 1 (0 s ago)", finished: bool
 # ---- resolving and joining ------------------------------------------------------------------------
 
 
-def test_sigterm_while_waiting_for_dns_fails_before_anything_starts():
+def test_sigterm_while_waiting_for_dns_is_a_stop_before_anything_starts():
     state = sv.State("algo-2", HOSTS, SETTINGS)
-    actions = sv.step(state, [p.Signalled()], 5.0)
-    assert actions == [p.Fail(Fault.of("algo-2", "launcher", "stopped by SIGTERM before training started"))]
+    actions = sv.step(state, [p.Signalled(), p.Resolved("10.0.0.1")], 5.0)
+    assert actions == [p.Interrupted()]  # exit 0, as a single host stopped while preparing
     assert state.phase == sv.ENDED and sv.step(state, [p.Signalled()], 6.0) == []
 
 
@@ -151,13 +151,18 @@ def test_other_host_fails_when_the_link_closes_or_the_rendezvous_ends_before_the
     )
 
 
-@pytest.mark.parametrize("me", ["algo-1", "algo-2"])
-def test_sigterm_while_joining_fails_before_anything_starts(me):
-    state = sv.State(me, HOSTS, SETTINGS)
-    sv.step(state, [p.Resolved("10.0.0.1")], 0.0)
-    assert failed(sv.step(state, [p.Signalled()], 1.0)).problems == (
-        "stopped by SIGTERM before training started",
-    )
+def test_sigterm_while_joining_stops_the_hosts_linked_so_far():
+    primary = sv.State("algo-1", HOSTS, SETTINGS)
+    sv.step(primary, [p.Resolved("10.0.0.1"), p.Hello(7, "algo-2")], 0.0)
+    assert sv.step(primary, [p.Signalled()], 1.0) == [p.Send("algo-2", {"type": "stop"}), p.Interrupted()]
+    other = sv.State("algo-2", HOSTS, SETTINGS)
+    sv.step(other, [p.Resolved("10.0.0.1"), p.Connected()], 0.0)
+    assert sv.step(other, [p.Received("algo-1", {"type": "stop"}), p.LinkClosed("algo-1")], 1.0) == [
+        p.Interrupted()
+    ]
+    other = sv.State("algo-2", HOSTS, SETTINGS)
+    sv.step(other, [p.Resolved("10.0.0.1"), p.Connected()], 0.0)
+    assert sv.step(other, [p.Signalled()], 1.0) == [p.Send("algo-1", {"type": "stop"}), p.Interrupted()]
 
 
 # ---- heartbeats and lost hosts --------------------------------------------------------------------
@@ -451,6 +456,14 @@ def test_primary_whose_worker_does_not_save_within_the_grace_fails():
     assert failed(sv.step(primary, [], 100.5)) == Fault.of(
         "algo-1", "worker", "did not save the model within 90 s of SIGTERM (SAGEMAKER_CV_STOP_GRACE)"
     )
+
+
+def test_primary_whose_worker_was_stopped_while_preparing_data_ends_with_nothing_to_save():
+    primary = training("algo-1")
+    sv.step(primary, [p.Signalled()], 10.0)
+    actions = sv.step(primary, [p.Exited("worker", 0)], 11.0)  # no `trained`: it never trained
+    assert actions[-2:] == [p.EndRoles(2.0, 2.0), p.Finish(stopped=True)]
+    assert sent(actions, "finish") == {h: {"type": "finish"} for h in HOSTS[1:]}
 
 
 def test_a_worker_ended_hard_after_saving_is_not_a_fault_while_stopping():

@@ -16,6 +16,7 @@ import time
 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.config import ResourceConfig
+from sagemaker_cv.contract.errors import TrainingInterrupted
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.distributed import link, plan
 from sagemaker_cv.distributed import protocol as p
@@ -194,6 +195,8 @@ class Launcher:
                 self.roles.end(action.wait, action.escalate)
             elif isinstance(action, p.Fail):
                 raise _Abort(action.fault)
+            elif isinstance(action, p.Interrupted):
+                raise TrainingInterrupted("SIGTERM")
             elif isinstance(action, p.Finish):
                 return action.stopped
             else:

@@ -279,5 +279,10 @@ class Fail:
 
 
 @dataclass(frozen=True)
+class Interrupted:
+    """Stopped before training started: the launcher ends as a stopped single host does (exit 0)."""
+
+
+@dataclass(frozen=True)
 class Finish:
     stopped: bool  # True: ended by SIGTERM (the primary saved); False: trained to the end

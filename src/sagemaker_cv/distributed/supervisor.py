@@ -97,6 +97,8 @@ def step(state: State, events: list, now: float) -> list:
     try:
         for event in events:
             _on_event(state, event, now, out)
+            if state.phase == ENDED:  # stopped before the start: the rest no longer matters
+                return out
         _on_time(state, now, out)
     except _Failed as failed:
         out += _fail(state, failed.fault)
@@ -121,8 +123,13 @@ def _fail(state: State, fault: Fault) -> list:
     return [*out, p.Fail(fault)]
 
 
-def _before_start(state: State) -> _Failed:
-    return _fault(state, "stopped by SIGTERM before training started")
+def _stop_before_start(state: State, origin: str) -> list:
+    """A stop before the roles started is no failure (exit 0, as a single host stopped while
+    preparing): the hosts already linked are told to stop too, and nothing was written."""
+    state.phase = ENDED
+    stop = {"type": p.STOP}
+    told = [p.Send(h, stop) for h, peer in state.peers.items() if h != origin and not peer.closed]
+    return [*told, p.Interrupted()]
 
 
 # ---- events ---------------------------------------------------------------------------------------
@@ -132,8 +139,8 @@ def _on_event(state: State, event: Any, now: float, out: list) -> None:
     s = state.settings
     if isinstance(event, p.Signalled):
         if state.phase in (RESOLVING, JOINING):
-            raise _before_start(state)
-        if state.phase == RUNNING:
+            out += _stop_before_start(state, state.me)
+        elif state.phase == RUNNING:
             _begin_stop(state, state.me, now, out)
     elif isinstance(event, p.Unresolved):
         roles = " and ".join(plan.roles_for(event.host, state.hosts))
@@ -204,7 +211,9 @@ def _on_message(state: State, host: str, message: dict, now: float, out: list) -
     elif kind == p.ABORT:
         raise _Failed(Fault.from_wire(message.get("fault")))
     elif kind == p.STOP:
-        if state.phase == RUNNING:
+        if state.phase == JOINING:
+            out += _stop_before_start(state, host)
+        elif state.phase == RUNNING:
             _begin_stop(state, host, now, out)
     elif kind == p.DECISION:
         if not state.worker.exited:
@@ -340,7 +349,8 @@ def _check_end(state: State, now: float, out: list) -> None:
         # Workers that stopped a batch apart wait for each other forever (in a push, or in the
         # exit barrier), and a blocked worker cannot even run its signal handler; once the model
         # is saved nothing is left to do, so every role is ended promptly.
-        if state.primary and w.trained:
+        # A worker stopped while preparing its data exits 0 without training: nothing to save.
+        if state.primary and (w.trained or w.done):
             out += [*finish, p.EndRoles(STOP_WAIT, STOP_WAIT), p.Finish(stopped=True)]
         elif not state.primary and state.finish_received:
             out += [p.EndRoles(STOP_WAIT, STOP_WAIT), p.Finish(stopped=True)]

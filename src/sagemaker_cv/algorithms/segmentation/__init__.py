@@ -1,6 +1,6 @@
 """Semantic segmentation: FCN, PSPNet or DeepLabV3 on a ResNet backbone, as SageMaker's built-in."""
 
-from sagemaker_cv.algorithms.record import Algorithm
+from sagemaker_cv.algorithms.record import Algorithm, Pretrained
 from sagemaker_cv.algorithms.segmentation import loglines
 from sagemaker_cv.algorithms.segmentation.channels import CHANNELS
 from sagemaker_cv.algorithms.segmentation.schema import SCHEMA
@@ -15,4 +15,8 @@ ALGORITHM = Algorithm(
     objectives=loglines.OBJECTIVES,
     # The built-in trains on one host only.
     distributed=False,
+    pretrained=(
+        Pretrained("backbone=resnet-50", "resnet50_v1s"),
+        Pretrained("backbone=resnet-101", "resnet101_v1s"),
+    ),
 )
