@@ -342,11 +342,13 @@ def test_killed_server_fails_every_host(cluster):
 
 def test_exception_in_one_worker_fails_every_host(cluster):
     c = cluster(2, hyperparameters=LONG)
-    # The primary's model directory is a file: saving the first epoch raises in its worker, while
-    # the other worker has moved on to the next epoch and waits for it.
+    # The primary's model directory is a dangling symlink: it passes the check before training (a
+    # directory can be made there), then saving the first epoch raises in the worker, while the
+    # other worker has moved on to the next epoch and waits for it. (A file there is refused by
+    # the launcher before any host starts.)
     model = c.roots[0] / "model"
     model.rmdir()
-    model.write_text("not a directory")
+    model.symlink_to("nowhere")
     c.start()
     c.wait_for("algo-2", r"Epoch\[0\] Batch \[1\]")
     pids = c.role_pids()
@@ -452,21 +454,33 @@ def test_sigterm_while_waiting_for_dns_ends_the_wait(cluster):
     assert "Stopped by SIGTERM before training started: no model was written" in c.log("algo-2")
 
 
-def test_sigterm_on_the_primary_stops_every_host_and_saves_the_model(cluster):
+@pytest.mark.parametrize(
+    "signalled",
+    [
+        "algo-1",
+        # Relayed through the primary, whose worker stops first: when this host's worker stopped
+        # first, the primary's blocked forever in a push of the batch after.
+        pytest.param("algo-2", id="other-host"),
+    ],
+)
+def test_sigterm_on_the_primary_stops_every_host_and_saves_the_model(cluster, signalled):
     c = cluster(2, hyperparameters=LONG)
     c.start()
     c.wait_for("algo-2", r"Epoch\[1\] Batch \[1\]")  # after the first epoch: a model to save
     pids = c.role_pids()
-    os.kill(c.procs["algo-1"].pid, signal.SIGTERM)
-    signalled = time.monotonic()
+    os.kill(c.procs[signalled].pid, signal.SIGTERM)
+    signalled_at = time.monotonic()
     codes = c.wait(FAULT_BOUND + 5)
-    assert time.monotonic() - signalled < FAULT_BOUND
+    assert time.monotonic() - signalled_at < FAULT_BOUND
     assert codes == {"algo-1": 0, "algo-2": 0}, c.tail("algo-1") + c.tail("algo-2")
     assert not [k for k, p in pids.items() if alive(p)]
     assert "Received SIGTERM: finishing the current batch, then saving the model" in c.log("algo-1")
-    # Forwarded through the control link (algo-2's worker may be blocked in a push waiting for a
-    # batch algo-1 never sends, so it cannot always log it: its launcher ends it).
-    assert "Stopping (SIGTERM on host algo-1)" in c.log("algo-2")
+    for name in c.names:
+        assert f"Stopping (SIGTERM on host {signalled})" in c.log(name)
+    # algo-2's worker is stopped only after the primary's stopped, so it has sent the gradients of
+    # the primary's last batch (it may then be blocked in a push of the next batch, and cannot
+    # always log its stop: its launcher ends it).
+    assert re.search(r"The primary's worker stopped after step \d+; stopping ours", c.log("algo-2"))
     assert list((c.roots[0] / "model").glob("image-classification-*.params"))
     assert list((c.roots[1] / "model").iterdir()) == []
     assert c.failure("algo-1") is None and c.failure("algo-2") is None

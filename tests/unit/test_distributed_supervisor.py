@@ -395,18 +395,32 @@ def test_another_host_exits_zero_only_once_the_primary_confirmed_the_model():
 # ---- SIGTERM --------------------------------------------------------------------------------------
 
 
-def test_sigterm_on_the_primary_stops_every_host_and_ends_once_the_model_is_saved():
+STOPPING_LOG = p.Log(
+    "info",
+    "Stopping (SIGTERM on host {}): the primary's worker finishes its batch, then every worker stops "
+    "after that batch and the primary saves",
+)
+
+
+def stopping(origin: str) -> p.Log:
+    return p.Log(STOPPING_LOG.level, STOPPING_LOG.text.format(origin))
+
+
+def test_sigterm_on_the_primary_stops_its_worker_first_then_every_other_host_then_ends_once_saved():
     primary = training("algo-1")
     actions = sv.step(primary, [p.Signalled()], 10.0)
-    assert actions[:2] == [
-        p.Log(
-            "info", "Stopping (SIGTERM on host algo-1): the worker finishes its batch, then the primary saves"
-        ),
-        p.SignalRole("worker", signal.SIGTERM),
-    ]
-    assert sent(actions, "stop") == {"algo-2": {"type": "stop"}, "algo-3": {"type": "stop"}}
+    assert actions[:2] == [stopping("algo-1"), p.SignalRole("worker", signal.SIGTERM)]
+    # The others keep training until the primary's worker stopped: a worker that stopped a batch
+    # ahead of another would wait forever for that batch's gradients.
+    assert sent(actions, "stop") == {}
     assert sv.step(primary, [p.Signalled()], 10.5) == []  # a second SIGTERM changes nothing
+    assert sent(sv.step(primary, [p.Reported({"event": "progress", "step": 6})], 10.6), "stop") == {}
+    actions = sv.step(primary, [p.Reported({"event": "stopped", "step": 6})], 10.7)
+    stop = {"type": "stop", "origin": "algo-1", "step": 6}
+    assert sent(actions, "stop") == {"algo-2": stop, "algo-3": stop}
+    assert not any(isinstance(a, p.Finish) for a in actions)  # not saved yet
     actions = sv.step(primary, [p.Reported({"event": "trained", "interrupted": True})], 12.0)
+    assert sent(actions, "stop") == {}  # told once
     assert actions[-3:] == [
         p.Send("algo-3", {"type": "finish"}),
         p.EndRoles(2.0, 2.0),
@@ -416,20 +430,43 @@ def test_sigterm_on_the_primary_stops_every_host_and_ends_once_the_model_is_save
 
 def test_sigterm_relayed_to_another_host_ends_it_on_the_primarys_finish():
     other = training("algo-3")
-    actions = sv.step(other, [p.Received("algo-1", {"type": "stop"})], 10.0)
-    assert p.SignalRole("worker", signal.SIGTERM) in actions and sent(actions, "stop") == {}
+    stop = {"type": "stop", "origin": "algo-1", "step": 6}
+    actions = sv.step(other, [p.Received("algo-1", stop)], 10.0)
+    assert without_beats(actions) == [
+        stopping("algo-1"),
+        p.Log("info", "The primary's worker stopped after step 6; stopping ours"),
+        p.SignalRole("worker", signal.SIGTERM),
+    ]
     assert not any(isinstance(a, p.Finish) for a in sv.step(other, [p.Exited("worker", 0)], 11.0))
     actions = sv.step(other, [p.Received("algo-1", {"type": "finish"})], 12.0)
     assert actions[-2:] == [p.EndRoles(2.0, 2.0), p.Finish(stopped=True)]
 
 
-def test_sigterm_on_another_host_goes_to_the_primary_which_tells_the_rest():
+def test_sigterm_on_another_host_stops_the_primarys_worker_first_then_every_other_one():
     other = training("algo-2")
-    assert sent(sv.step(other, [p.Signalled()], 10.0), "stop") == {"algo-1": {"type": "stop"}}
+    actions = sv.step(other, [p.Signalled()], 10.0)
+    assert sent(actions, "stop") == {"algo-1": {"type": "stop", "origin": "algo-2"}}
+    assert not any(isinstance(a, p.SignalRole) for a in actions)  # not before the primary's worker
     primary = training("algo-1")
-    assert sent(sv.step(primary, [p.Received("algo-2", {"type": "stop"})], 10.1), "stop") == {
-        "algo-3": {"type": "stop"}
-    }
+    actions = sv.step(primary, [p.Received("algo-2", {"type": "stop", "origin": "algo-2"})], 10.1)
+    assert actions[:2] == [stopping("algo-2"), p.SignalRole("worker", signal.SIGTERM)]
+    assert sent(actions, "stop") == {}
+    actions = sv.step(primary, [p.Reported({"event": "stopped", "step": 9})], 10.3)
+    stop = {"type": "stop", "origin": "algo-2", "step": 9}
+    assert sent(actions, "stop") == {"algo-2": stop, "algo-3": stop}  # the origin too
+    actions = sv.step(other, [p.Received("algo-1", stop)], 10.4)
+    assert actions == [
+        p.Log("info", "The primary's worker stopped after step 9; stopping ours"),
+        p.SignalRole("worker", signal.SIGTERM),
+    ]
+    assert sv.step(other, [p.Received("algo-1", stop)], 10.5) == []  # signalled once
+
+
+def test_primary_whose_worker_ended_without_stopping_releases_the_others_at_once():
+    primary = training("algo-1")
+    sv.step(primary, [p.Signalled()], 10.0)
+    actions = sv.step(primary, [p.Exited("worker", 0)], 11.0)  # stopped while preparing its data
+    assert sent(actions, "stop") == {h: {"type": "stop", "origin": "algo-1", "step": 1} for h in HOSTS[1:]}
 
 
 def test_stopped_host_without_the_primarys_confirmation_does_not_exit_zero():

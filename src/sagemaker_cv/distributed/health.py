@@ -11,7 +11,7 @@ from sagemaker_cv.distributed import plan
 from sagemaker_cv.distributed import protocol as p
 
 if TYPE_CHECKING:
-    from sagemaker_cv.distributed.supervisor import State
+    from sagemaker_cv.distributed.state import State
 
 BEAT_INTERVAL = 1.0  # seconds between heartbeats
 

@@ -32,11 +32,12 @@ STARTED = "started"  # the training loop began (data checked, network built)
 PROGRESS = "progress"  # a batch ended (`step`), or an epoch (`step`, `epoch`)
 SYNCING = "syncing"  # an epoch ended: waiting for the parameter server's last update of it
 SYNCED = "synced"  # that update arrived: the weights are this epoch's final ones
+STOPPED = "stopped"  # a stop ended the loop after batch `step`; saving comes next
 TRAINED = "trained"  # training ended; on the primary the model is on disk (`interrupted`, `step`)
 FAILED = "failed"  # the worker raised: `kind`, `problems`
 DECISION = "decision"  # the primary's early-stopping decision after an epoch: `epoch`, `stop`
 
-WORKER_EVENTS = (STARTED, PROGRESS, SYNCING, SYNCED, TRAINED, FAILED, DECISION)
+WORKER_EVENTS = (STARTED, PROGRESS, SYNCING, SYNCED, STOPPED, TRAINED, FAILED, DECISION)
 
 # ---- launcher <-> launcher (control link), the "type" field ---------------------------------------
 
@@ -46,7 +47,8 @@ BEAT = "beat"  # heartbeat, every second both ways: `active`, `progress`, `finis
 DONE = "done"  # a host's worker exited 0
 FAIL = "fail"  # to hosts[0]: this host's processes failed: `fault`
 ABORT = "abort"  # from hosts[0]: the job failed: `fault`
-STOP = "stop"  # SIGTERM reached a host: stop after the current batch
+STOP = "stop"  # SIGTERM reached a host (`origin`): to hosts[0]; from hosts[0] once its worker
+#                stopped after batch `step`: stop this host's worker
 FINISH = "finish"  # from hosts[0]: the model is saved, end now (`promptly`: roles will not exit alone)
 # DECISION, from hosts[0] to all: `epoch`, `stop`
 

@@ -16,72 +16,28 @@ said the model is saved.
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, field
 from typing import Any
 
 from sagemaker_cv.distributed import health, plan
 from sagemaker_cv.distributed import protocol as p
 from sagemaker_cv.distributed.protocol import Fault
+from sagemaker_cv.distributed.state import (
+    ENDED,
+    JOINING,
+    RESOLVING,
+    RUNNING,
+    STOPPING,
+    Peer,
+    State,
+    Worker,
+)
 
 SHUTDOWN_WAIT = 20.0  # after success: how long servers and scheduler get to exit on their own
 EXIT_GRACE = 10.0  # once every worker trained: how long they get to pass the kvstore's exit barrier
 STOP_WAIT = 2.0  # after a stop: nothing is left to save, so the roles are ended promptly
 
-RESOLVING, JOINING, RUNNING, STOPPING, ENDED = "resolving", "joining", "running", "stopping", "ended"
-
-
-# ---- state ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Peer:
-    """Another host, as its messages describe it."""
-
-    heard: float
-    active: bool = True  # its worker made progress lately (or is still preparing data)
-    progress: str = "not started"  # its worker's last report, for the stall message
-    finished_at: float | None = None  # when its worker said it finished training
-    done: bool = False  # its worker exited 0
-    closed: bool = False
-
-
-@dataclass
-class Worker:
-    """This host's worker, as its reports describe it."""
-
-    started: bool = False
-    kvstore: str | None = None
-    step: int = 0
-    last_report: float = 0.0
-    syncing: int | None = None  # the epoch whose end it waits for the servers at
-    validating: bool = False  # between an epoch's synchronisation and the next batch
-    trained: bool = False
-    trained_at: float = 0.0
-    failure: Fault | None = None
-    exited: bool = False
-    done: bool = False  # exited 0
-
-
-@dataclass
-class State:
-    me: str
-    hosts: tuple[str, ...]
-    settings: plan.Settings
-    phase: str = RESOLVING
-    peers: dict[str, Peer] = field(default_factory=dict)  # hosts[0]: every other host; else hosts[0]
-    worker: Worker = field(default_factory=Worker)
-    primary_address: str = ""
-    linked: bool = False  # another host: connected to hosts[0] and said hello
-    last_error: str = ""  # why the last connection attempt failed
-    deadline: float = 0.0  # the rendezvous deadline, then the stop deadline
-    finish_received: bool = False
-    end_promptly: bool = False  # hosts[0] said the roles will not exit on their own
-    last_beat: float = float("-inf")
-    cluster_progress: float = 0.0  # on hosts[0]: when a worker anywhere last made progress
-
-    @property
-    def primary(self) -> bool:
-        return self.me == self.hosts[0]
+# The state lives in its own module (health reads it too); its names are part of this one's.
+__all__ = ["ENDED", "JOINING", "RESOLVING", "RUNNING", "STOPPING", "Peer", "State", "Worker", "step"]
 
 
 class _Failed(Exception):
@@ -214,7 +170,9 @@ def _on_message(state: State, host: str, message: dict, now: float, out: list) -
         if state.phase == JOINING:
             out += _stop_before_start(state, host)
         elif state.phase == RUNNING:
-            _begin_stop(state, host, now, out)
+            _begin_stop(state, str(message.get("origin", host)), now, out, message)
+        elif state.phase == STOPPING and not state.primary:  # hosts[0]'s worker stopped: now this one
+            _signal_worker(state, message, out)
     elif kind == p.DECISION:
         if not state.worker.exited:
             out.append(p.PassDecision(int(message["epoch"]), bool(message["stop"])))
@@ -235,6 +193,8 @@ def _on_report(state: State, event: dict, now: float, out: list) -> None:
         w.syncing, w.validating = int(event.get("epoch", 0)), False
     elif kind == p.SYNCED:
         w.syncing, w.validating = None, True
+    elif kind == p.STOPPED:
+        w.stopped = True
     elif kind == p.TRAINED:
         w.trained, w.trained_at, w.syncing = True, now, None
     elif kind == p.FAILED:
@@ -289,16 +249,46 @@ def _start(state: State, now: float, out: list) -> None:
     out.append(p.StartRoles())
 
 
-def _begin_stop(state: State, origin: str, now: float, out: list) -> None:
-    state.phase, state.deadline = STOPPING, now + state.settings.stop_grace
-    out += [
+def _begin_stop(state: State, origin: str, now: float, out: list, message: dict | None = None) -> None:
+    """Every worker must stop after the same batch. With dist_sync a worker that stopped one batch
+    ahead of another waits forever for the other's gradients of that batch: its last update never
+    completes, and reading the weights to save them blocks until the stop grace runs out. So the
+    worker on hosts[0] stops first; the others keep training until it reported the batch it
+    stopped after (`_release_stop`), which they cannot pass, so they have sent its gradients."""
+    state.phase, state.deadline, state.stop_origin = STOPPING, now + state.settings.stop_grace, origin
+    out.append(
         p.Log(
             "info",
-            f"Stopping (SIGTERM on host {origin}): the worker finishes its batch, then the primary saves",
-        ),
-        p.SignalRole("worker", signal.SIGTERM),
-    ]
-    out += [p.Send(h, {"type": p.STOP}) for h, peer in state.peers.items() if h != origin and not peer.closed]
+            f"Stopping (SIGTERM on host {origin}): the primary's worker finishes its batch, then every "
+            "worker stops after that batch and the primary saves",
+        )
+    )
+    if state.primary:
+        state.worker_signalled = True
+        out.append(p.SignalRole("worker", signal.SIGTERM))
+    elif origin == state.me:
+        out.append(p.Send(state.hosts[0], {"type": p.STOP, "origin": origin}))
+    else:  # hosts[0]'s `stop`: its worker stopped already
+        _signal_worker(state, message or {}, out)
+
+
+def _signal_worker(state: State, message: dict, out: list) -> None:
+    if state.worker_signalled:
+        return
+    state.worker_signalled = True
+    if "step" in message:
+        out.append(p.Log("info", f"The primary's worker stopped after step {message['step']}; stopping ours"))
+    out.append(p.SignalRole("worker", signal.SIGTERM))
+
+
+def _release_stop(state: State, out: list) -> None:
+    """hosts[0]: once its worker stopped (or ended), tell the other hosts to stop theirs."""
+    w = state.worker
+    if state.stop_released or not (w.stopped or w.trained or w.exited):
+        return
+    state.stop_released = True
+    message = {"type": p.STOP, "origin": state.stop_origin, "step": w.step}
+    out += [p.Send(h, message) for h, peer in state.peers.items() if not peer.closed]
 
 
 # ---- time -----------------------------------------------------------------------------------------
@@ -346,6 +336,8 @@ def _check_end(state: State, now: float, out: list) -> None:
     w, s = state.worker, state.settings
     finish = [p.Send(h, {"type": p.FINISH}) for h, peer in state.peers.items() if not peer.closed]
     if state.phase == STOPPING:
+        if state.primary:
+            _release_stop(state, out)
         # Workers that stopped a batch apart wait for each other forever (in a push, or in the
         # exit barrier), and a blocked worker cannot even run its signal handler; once the model
         # is saved nothing is left to do, so every role is ended promptly.

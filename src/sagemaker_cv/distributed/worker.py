@@ -3,8 +3,8 @@
 It trains exactly as a single host does (runner.train_job), with DMLC_ROLE=worker in its
 environment so the Gluon Trainer's dist kvstore joins the parameter server. It reports to its
 launcher through a pipe (protocol.WORKER_EVENTS: started, progress after every batch, the
-synchronisation at every epoch's end, trained, or failed with the reason) and never writes the
-failure file itself: the launcher does, once per host.
+synchronisation at every epoch's end, the batch a stop ended it after, trained, or failed with
+the reason) and never writes the failure file itself: the launcher does, once per host.
 
 At the end of every epoch the worker waits until MXNet's engine has run everything queued (the
 last gradient pushes and weight pulls of the epoch) before anything else happens. Python runs
@@ -97,6 +97,19 @@ class EpochSync(Hook):
             _exit_now(f"Exiting as soon as training ended ({EXIT_WHEN_TRAINED_ENV})")
 
 
+class StopReport(Hook):
+    """First when the loop ends: tells the launcher after which batch a stop ended it, before
+    anything is saved. On hosts[0] that releases the other hosts' workers (see
+    supervisor._begin_stop): until then they keep training, so this batch's update completes."""
+
+    def __init__(self, pipe: LauncherPipe):
+        self.pipe = pipe
+
+    def after_train(self, task, state: State) -> None:
+        if state.interrupted:
+            self.pipe.send(protocol.STOPPED, step=state.step)
+
+
 class ExitAtStep(Hook):
     def __init__(self, step: int):
         self.step = step
@@ -184,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             job,
             extra_hooks=hooks,
             decisions=decisions,
-            leading_hooks=[EpochSync(pipe, exit_when_trained=bool(os.environ.get(EXIT_WHEN_TRAINED_ENV)))],
+            leading_hooks=[
+                StopReport(pipe),
+                EpochSync(pipe, exit_when_trained=bool(os.environ.get(EXIT_WHEN_TRAINED_ENV))),
+            ],
         )
     except BaseException as exc:  # noqa: BLE001 - every fault goes to the launcher, which fails the job
         fault = Fault.from_exception(exc, host="", role="worker")
