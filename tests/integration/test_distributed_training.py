@@ -220,14 +220,24 @@ def test_dist_sync_three_hosts_hold_identical_parameters_and_only_the_primary_wr
     assert not any(alive(pid) for pid in c.role_pids().values())
 
 
-def test_dist_async_two_hosts_completes(cluster):
+def test_dist_async_two_hosts_completes_in_one_shared_model_directory(cluster):
     c = cluster(2, hyperparameters={"kv_store": "dist_async"})
+    # As SDK v3 local mode mounts it: one model directory for every host, never emptied, with an
+    # earlier run's model in it. The primary removes that (only the primary writes the model).
+    shared = c.roots[0] / "model"
+    (shared / "image-classification-0007.params").write_bytes(b"an earlier run's")
+    (shared / "notes.txt").write_text("the user's")
+    (c.roots[1] / "model").rmdir()
+    (c.roots[1] / "model").symlink_to(shared)
     c.start()
     codes = c.wait(300)
     assert codes == {"algo-1": 0, "algo-2": 0}, c.tail("algo-1") + c.tail("algo-2")
     assert "kv_store: dist_async" in c.log("algo-2")
-    assert (c.roots[0] / "model" / "image-classification-symbol.json").exists()
-    assert list((c.roots[1] / "model").iterdir()) == []
+    written = sorted(p.name for p in shared.iterdir())
+    assert written[1:] == ["image-classification-symbol.json", "model-shapes.json", "notes.txt"], written
+    assert re.fullmatch(r"image-classification-000[12]\.params", written[0]), written
+    assert "Removed the model files an earlier run left" in c.log("algo-1")
+    assert "Removed the model files" not in c.log("algo-2")
 
 
 def test_early_stopping_is_decided_by_the_primary_and_followed_by_every_host(cluster):

@@ -127,7 +127,8 @@ def _train(
 
     hp, resource = job.hyperparameters, job.resource
     check_model_dir(job.paths.model_dir)
-    clear_model_dir(job.paths.model_dir, algorithms.get(job.algorithm).artifacts)
+    if resource.is_primary:  # only the primary writes the model (local mode shares one directory)
+        clear_model_dir(job.paths.model_dir, algorithms.get(job.algorithm).artifacts)
     start = Start.decide(
         job
     )  # a checkpoint to resume (it restores the model directory too), the model channel, or fresh weights
