@@ -34,10 +34,11 @@ import sys
 from pathlib import Path
 
 from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.errors import TrainingInterrupted
 from sagemaker_cv.distributed import protocol
 from sagemaker_cv.distributed.protocol import Fault
 from sagemaker_cv.distributed.roles import die_with_parent
-from sagemaker_cv.training.engine import Hook, State
+from sagemaker_cv.training.engine import Hook, State, StopOnSignal
 
 DUMP_PARAMS_ENV = "SAGEMAKER_CV_DUMP_PARAMS"
 EXIT_AT_STEP_ENV = "SAGEMAKER_CV_TEST_EXIT_AT_STEP"
@@ -174,43 +175,48 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup()
     fd = os.environ.get(protocol.REPORT_FD_ENV)
     pipe = LauncherPipe(int(fd) if fd else None)
-    try:
-        from sagemaker_cv.contract.job import load_job
-        from sagemaker_cv.contract.paths import MLPaths
-        from sagemaker_cv.training import runner
-        from sagemaker_cv.training.devices import probe_gpus
-        from sagemaker_cv.training.hooks import HostThroughput
+    # A SIGTERM while the job is read and MXNet imported (seconds) is a stop, not a death by signal
+    # that the launcher would count as a failure; train_job then handles its own.
+    with StopOnSignal():
+        try:
+            from sagemaker_cv.contract.job import load_job
+            from sagemaker_cv.contract.paths import MLPaths
+            from sagemaker_cv.training import runner
+            from sagemaker_cv.training.devices import probe_gpus
+            from sagemaker_cv.training.hooks import HostThroughput
 
-        job = load_job(MLPaths(args.ml_root), args.algorithm, num_gpus=probe_gpus())
-        resource = job.resource
-        hooks: list[Hook] = [HostThroughput(resource.current_host, resource.rank, resource.num_hosts)]
-        if os.environ.get(DUMP_PARAMS_ENV):
-            hooks.append(DumpParameters(Path(os.environ[DUMP_PARAMS_ENV])))
-        hooks.append(Progress(pipe))
-        if os.environ.get(EXIT_AT_STEP_ENV):
-            hooks.append(ExitAtStep(int(os.environ[EXIT_AT_STEP_ENV])))
-        decisions = None
-        if job.hyperparameters.get("early_stopping"):
-            decision_fd = None if resource.is_primary else int(os.environ[protocol.DECISION_FD_ENV])
-            decisions = PipeDecisions(pipe, decision_fd)
-        runner.train_job(
-            job,
-            extra_hooks=hooks,
-            decisions=decisions,
-            leading_hooks=[
-                StopReport(pipe),
-                EpochSync(pipe, exit_when_trained=bool(os.environ.get(EXIT_WHEN_TRAINED_ENV))),
-            ],
-        )
-    except BaseException as exc:  # noqa: BLE001 - every fault goes to the launcher, which fails the job
-        fault = Fault.from_exception(exc, host="", role="worker")
-        log.error("Worker failed: %s", "; ".join(fault.problems), exc_info=fault.kind != "ClientError")
-        pipe.send(protocol.FAILED, kind=fault.kind, problems=list(fault.problems))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Skip interpreter shutdown: the dist kvstore's destructor waits in a barrier for peers
-        # that are still training, which would hang this process forever.
-        os._exit(getattr(exc, "exit_code", 1))
+            job = load_job(MLPaths(args.ml_root), args.algorithm, num_gpus=probe_gpus())
+            resource = job.resource
+            hooks: list[Hook] = [HostThroughput(resource.current_host, resource.rank, resource.num_hosts)]
+            if os.environ.get(DUMP_PARAMS_ENV):
+                hooks.append(DumpParameters(Path(os.environ[DUMP_PARAMS_ENV])))
+            hooks.append(Progress(pipe))
+            if os.environ.get(EXIT_AT_STEP_ENV):
+                hooks.append(ExitAtStep(int(os.environ[EXIT_AT_STEP_ENV])))
+            decisions = None
+            if job.hyperparameters.get("early_stopping"):
+                decision_fd = None if resource.is_primary else int(os.environ[protocol.DECISION_FD_ENV])
+                decisions = PipeDecisions(pipe, decision_fd)
+            runner.train_job(
+                job,
+                extra_hooks=hooks,
+                decisions=decisions,
+                leading_hooks=[
+                    StopReport(pipe),
+                    EpochSync(pipe, exit_when_trained=bool(os.environ.get(EXIT_WHEN_TRAINED_ENV))),
+                ],
+            )
+        except TrainingInterrupted as stopped:
+            log.info(stopped.before_training())
+        except BaseException as exc:  # noqa: BLE001 - every fault goes to the launcher, which fails the job
+            fault = Fault.from_exception(exc, host="", role="worker")
+            log.error("Worker failed: %s", "; ".join(fault.problems), exc_info=fault.kind != "ClientError")
+            pipe.send(protocol.FAILED, kind=fault.kind, problems=list(fault.problems))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # Skip interpreter shutdown: the dist kvstore's destructor waits in a barrier for peers
+            # that are still training, which would hang this process forever.
+            os._exit(getattr(exc, "exit_code", 1))
     return 0
 
 
