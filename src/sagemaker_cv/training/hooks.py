@@ -115,9 +115,7 @@ class Checkpointer(Hook):
     def _write(self, task: Task, state: State, number: int) -> list[Path]:
         files = task.save(number)
         state.saved_epoch = number
-        for path in files:
-            if path.suffix == ".params":
-                task.log.saved(path)
+        task.log.saved_files(files)
         return files
 
     def state_dict(self) -> dict[str, Any]:
