@@ -13,6 +13,7 @@ ALGORITHM = Algorithm(
     channels=CHANNELS,
     metric_definitions=loglines.METRIC_DEFINITIONS,
     objectives=loglines.OBJECTIVES,
-    # The built-in trains on one host only.
-    distributed=False,
+    # An extension: the built-in trains on one host only.
+    distributed=True,
+    task="sagemaker_cv.algorithms.segmentation.task:SegmentationTask",
 )
