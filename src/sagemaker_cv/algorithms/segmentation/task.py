@@ -154,7 +154,10 @@ class SegmentationTask(GluonTask):
         self.whole.hybridize()
         self.export_whole = WholeImage(self.twin) if self.twin is not None else self.whole
         if self.sync_devices:
-            # Build the training graph here: built concurrently by the device threads it would race.
+            # A static graph drops SyncBatchNorm's first update of its running statistics
+            # (measured on CPU contexts; the dynamic graph updates them from the first step).
+            self.net.hybridize(static_alloc=False, static_shape=False)
+            # Build the graph here: built concurrently by the device threads, it would race.
             self.net(mx.nd.zeros((1, *self.input_shape()), ctx=self.ctx[0]))
         log.info(
             "Training %s %s on %d %s device(s)%s: crop_size %d, mini_batch_size %d, %s",
@@ -280,6 +283,9 @@ class SegmentationTask(GluonTask):
         model_algo-1-symbol.json / model_algo-1-0000.params."""
         model_dir = self.job.paths.model_dir
         model_dir.mkdir(parents=True, exist_ok=True)
+        # Reading BatchNorm's running statistics does not wait for the static graph that updates
+        # them (measured: a read right after a step sees the old values): wait for every device.
+        mx.nd.waitall()
         source, ctx = self.export_source()
         model = model_dir / MODEL
         source.model.save_parameters(str(model))
