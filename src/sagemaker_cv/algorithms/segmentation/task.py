@@ -33,6 +33,7 @@ from sagemaker_cv.training.task import Metrics, Prepared
 
 log = logs.get("segmentation")
 MODEL = "model_algo-1"
+SEED = 0
 
 
 class MixedLoss(gluon.HybridBlock):
@@ -65,7 +66,12 @@ class SegmentationTask(GluonTask):
         super().__init__(job, plan, scratch)
         hp = self.hp
         self.crop_size = round_up8(hp.crop_size)
-        self.log = SegmentationLogLines(job.resource.current_host, lambda: self.trainer.learning_rate)
+        # The rate of the latest update, from the schedule and this worker's step count: on a
+        # distributed kvstore the servers update, and the local optimizer never counts a step.
+        self.updates = 0
+        self.log = SegmentationLogLines(
+            job.resource.current_host, lambda: self.schedule(max(self.updates, 1))
+        )
         if hp._logging_frequency:
             self.log_interval = hp._logging_frequency
         self.paths = inputs.resolve(job.channels, job.paths)
@@ -78,11 +84,18 @@ class SegmentationTask(GluonTask):
     def check_data(self) -> Prepared:
         hp = self.hp
         maps = inputs.label_maps(self.paths, hp.num_classes)
-        splits = {}
+        splits, problems = {}, []
         # Only the first worker validates, so only it needs the validation data checked.
         for split in ("train", "validation") if self.validates else ("train",):
             log.info(label_map_line(split, getattr(maps, split).spec))
-            splits[split] = inputs.scan(self.paths, split, getattr(maps, split), hp.num_classes, hp._workers)
+            try:
+                splits[split] = inputs.scan(
+                    self.paths, split, getattr(maps, split), hp.num_classes, hp._workers
+                )
+            except ClientError as exc:  # report both splits' defects at once
+                problems.extend(exc.problems)
+        if problems:
+            raise ClientError(problems)
         train = splits["train"]
         if train.count < hp.mini_batch_size:
             raise ClientError(
@@ -134,13 +147,14 @@ class SegmentationTask(GluonTask):
     def lr_schedule(self, iters_per_epoch: int):
         hp = self.hp
         log.info(lr_setup_line(iters_per_epoch, hp.epochs))
-        return IterationSchedule(
+        self.schedule = IterationSchedule(
             hp.lr_scheduler,
             hp.learning_rate,
             hp.epochs * iters_per_epoch,
             [e * iters_per_epoch for e in hp.lr_scheduler_step or ()],
             hp.lr_scheduler_factor,
         )
+        return self.schedule
 
     def setup(self, prepared: Prepared) -> None:
         hp = self.hp
@@ -149,6 +163,9 @@ class SegmentationTask(GluonTask):
             if hp.use_pretrained_model
             else "Performing random weight initialization"
         )
+        # Reproducible runs: the initial weights and dropout draw from MXNet's generator (the data
+        # order and augmentation have their own seeds).
+        mx.random.seed(SEED)
         super().setup(prepared)
         self.whole = WholeImage(self.net)
         self.whole.hybridize()
@@ -198,6 +215,11 @@ class SegmentationTask(GluonTask):
     def batches(self, epoch: int):
         self.epoch = epoch
         return super().batches(epoch)
+
+    def train_step(self, batch) -> int:
+        samples = super().train_step(batch)
+        self.updates += 1
+        return samples
 
     def batch_samples(self, batch) -> int:
         return batch[0].shape[0]
