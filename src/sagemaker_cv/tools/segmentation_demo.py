@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from sagemaker_cv.tools.demo import write_job_config
+
 IGNORE = 255
 SCALE = 3
 PIXELS = {0: 7, 1: 0, 2: 101}  # class -> pixel value for --label-map map
@@ -121,9 +123,6 @@ def write_segmentation_tree(
         "learning_rate": "0.002",
     }
     hp.update({k: str(v) for k, v in (hyperparameters or {}).items()})
-    config = root / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hp, indent=2))
     spec = {
         name: {
             "ContentType": ctype,
@@ -133,12 +132,7 @@ def write_segmentation_tree(
         }
         for name, ctype in channels.items()
     }
-    (config / "inputdataconfig.json").write_text(json.dumps(spec, indent=2))
-    (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
-    )
-    for sub in ("model", "output/data"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
+    write_job_config(root, hp, spec)
     return hp
 
 
