@@ -273,3 +273,27 @@ def test_the_builtins_default_input_is_accepted_and_meaningless_keys_are_named()
         schema.validate({**REQUIRED, "precision_dtype": "float16"})
     with pytest.raises(ClientError, match="_augmentation_type='fancy': expected one of default"):
         schema.validate({**REQUIRED, "_augmentation_type": "fancy"})
+
+
+def test_loss_averages_each_samples_labelled_pixels_and_weights_the_aux_head():
+    import mxnet as mx
+
+    from sagemaker_cv.algorithms.segmentation.loss import MixedLoss
+
+    rng = np.random.default_rng(0)
+    main, aux = rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(2, 3, 4, 5))
+    labels = rng.integers(0, 3, (2, 4, 5)).astype(np.float32)
+    labels[0, :2] = 255
+    labels[1] = 255  # nothing labelled: no loss, not NaN
+
+    def cross_entropy(scores, sample):
+        log_p = scores[sample] - np.log(np.exp(scores[sample]).sum(axis=0))
+        valid = labels[sample] != 255
+        picked = np.take_along_axis(log_p, np.where(valid, labels[sample], 0).astype(int)[None], 0)[0]
+        return -picked[valid].mean() if valid.any() else 0.0
+
+    loss = MixedLoss(0.5)(mx.nd.array(labels), mx.nd.array(main), mx.nd.array(aux)).asnumpy()
+    expected = [cross_entropy(main, i) + 0.5 * cross_entropy(aux, i) for i in range(2)]
+    assert loss == pytest.approx(expected, rel=1e-5) and loss[1] == 0
+    without_aux = MixedLoss(None)(mx.nd.array(labels), mx.nd.array(main)).asnumpy()
+    assert without_aux[0] == pytest.approx(cross_entropy(main, 0), rel=1e-5)

@@ -19,6 +19,7 @@ from sagemaker_cv.algorithms.segmentation.loader import (
     validation_loader,
 )
 from sagemaker_cv.algorithms.segmentation.loglines import SegmentationLogLines, label_map_line, lr_setup_line
+from sagemaker_cv.algorithms.segmentation.loss import MixedLoss
 from sagemaker_cv.algorithms.segmentation.metrics import Confusion
 from sagemaker_cv.algorithms.segmentation.network import WholeImage, segmentation_network
 from sagemaker_cv.algorithms.segmentation.schedule import IterationSchedule
@@ -34,29 +35,6 @@ from sagemaker_cv.training.task import Metrics, Prepared
 log = logs.get("segmentation")
 MODEL = "model_algo-1"
 SEED = 0
-
-
-class MixedLoss(gluon.HybridBlock):
-    """Per-sample softmax cross-entropy, averaged over the sample's labelled pixels (255 is
-    ignored), of the main output plus `aux_weight` x that of the auxiliary one.
-
-    Averaging per sample (the recipe averages over a device's pixels) keeps the gradient the same
-    whatever the split of a batch across devices and hosts."""
-
-    def __init__(self, aux_weight: float | None, **kwargs):
-        super().__init__(**kwargs)
-        self.aux_weight = aux_weight
-
-    def _cross_entropy(self, F, scores, label, valid):
-        nll = -F.pick(F.log_softmax(scores, axis=1), label * valid, axis=1)
-        return F.sum(nll * valid, axis=(1, 2)) / F.maximum(F.sum(valid, axis=(1, 2)), 1)
-
-    def hybrid_forward(self, F, label, main, aux=None):
-        valid = label != 255
-        loss = self._cross_entropy(F, main, label, valid)
-        if aux is not None:
-            loss = loss + self.aux_weight * self._cross_entropy(F, aux, label, valid)
-        return loss
 
 
 class SegmentationTask(GluonTask):
@@ -195,7 +173,7 @@ class SegmentationTask(GluonTask):
         self.metric_names = []  # the built-in logs no training metric besides the loss
         train = prepared.data["train"]
         parts, part = self.shard("train")
-        if -(-train.count // parts) < hp.mini_batch_size:
+        if train.count // parts < hp.mini_batch_size:
             raise ClientError(
                 f"train: {train.count} usable image(s) split over {parts} hosts leave fewer than "
                 f"mini_batch_size={hp.mini_batch_size} per host; add images or lower mini_batch_size"
