@@ -305,8 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss", action="store_true", help="peak RSS of training runs at crop 480, batch 4")
     parser.add_argument("--rss-images", type=lambda s: [int(v) for v in s.split(",")], default=[4, 16])
     parser.add_argument("--syncbn-steps", type=int, default=0, help="steps of the SyncBatchNorm RSS trace")
+    parser.add_argument("--skip-throughput", action="store_true", help="only the memory measurements")
     args = parser.parse_args(argv)
-    throughput(args)
+    if not args.skip_throughput:
+        throughput(args)
     if args.rss:
         rss_at_480(args)
     if args.syncbn_steps:

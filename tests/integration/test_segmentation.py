@@ -25,7 +25,7 @@ LEARN = {
     "mini_batch_size": 8,
     "validation_mini_batch_size": 1,
     "optimizer": "adam",
-    "learning_rate": 0.002,
+    "learning_rate": 0.001,
 }
 
 
@@ -65,7 +65,7 @@ def test_learns_the_toy_set_and_writes_the_builtins_logs_and_artifacts(tmp_path)
 
     # Learned: "everything is background" scores about 0.27 here (one class of three, ~80 % of pixels).
     mious = logged(run, "mIOU")
-    assert len(mious) == 10 and max(mious) > 0.5, mious
+    assert len(mious) == 10 and max(mious) > 0.6, mious
     assert len(logged(run, "pixel_accuracy")) == 10
 
     # The built-in's lines, exactly.

@@ -21,7 +21,14 @@ from sagemaker_cv.tools.segmentation_demo import write_segmentation_tree
 pytestmark = pytest.mark.slow
 
 HOSTS = ["algo-1", "algo-2"]
-HP = {"epochs": 2, "crop_size": 17, "base_size": 24, "mini_batch_size": 2, "optimizer": "sgd"}
+HP = {
+    "epochs": 2,
+    "crop_size": 17,
+    "base_size": 24,
+    "mini_batch_size": 2,
+    "optimizer": "sgd",
+    "learning_rate": 0.002,
+}
 
 
 def two_free_ports() -> int:
@@ -103,6 +110,14 @@ def test_two_hosts_train_one_model_and_only_the_primary_validates_and_writes(tmp
             and "LRScheduler setup: iters per epoch: 2, num_epochs 2" in text[name]
         )
         assert f"#quality_metric. host: {name}, epoch: 1, train loss:" in text[name]
+    # The poly schedule runs on the servers; every worker logs the rate of its latest update.
+    rates = [float(r) for r in re.findall(r"learning_rate: ([0-9.]+)", text["algo-2"])]
+    assert (
+        len(rates) == 4
+        and rates[0] == 0.002
+        and rates == sorted(rates, reverse=True)
+        and rates[-1] < rates[0]
+    )
     # Only the primary validates and writes the model.
     assert "validation mIOU:" in text["algo-1"] and "validation mIOU:" not in text["algo-2"]
     assert sorted(p.name for p in (roots[0] / "model").iterdir()) == [

@@ -120,7 +120,7 @@ def write_segmentation_tree(
         "mini_batch_size": "8",
         "validation_mini_batch_size": "1",
         "optimizer": "adam",
-        "learning_rate": "0.002",
+        "learning_rate": "0.001",
     }
     hp.update({k: str(v) for k, v in (hyperparameters or {}).items()})
     spec = {
