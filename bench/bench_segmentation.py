@@ -256,10 +256,12 @@ def current_rss_mb() -> float:
 
 def syncbn_rss(args) -> None:
     """RSS over many steps on two CPU contexts, SyncBatchNorm against BatchNorm (GluonCV reports
-    SyncBatchNorm memory growth on MXNet > 1.4: gluon-cv #1298, #1316)."""
+    SyncBatchNorm memory growth on MXNet > 1.4: gluon-cv #1298, #1316). A run stops early when its
+    RSS passes --rss-limit-mb (the machine is shared)."""
     work = Path(tempfile.mkdtemp(prefix="bench-seg-sync-"))
-    every = max(1, args.syncbn_steps // 8)
+    every = max(1, args.syncbn_steps // 12)
     for syncbn in (True, False):
+        name = "SyncBatchNorm" if syncbn else "BatchNorm"
         root = tree(
             work / f"sync{int(syncbn)}",
             16,
@@ -271,23 +273,25 @@ def syncbn_rss(args) -> None:
         )
         with contextlib.redirect_stdout(io.StringIO()):
             task = our_task(root, devices=2)
-        samples = []
+        print(f"  {name}, 2 CPU contexts, crop {args.crop}, batch 4: RSS (MB) by step:", flush=True)
         batches = iter(())
+        tic = time.perf_counter()
+        first = None
         for step in range(1, args.syncbn_steps + 1):
             batch = next(batches, None)
             if batch is None:
                 batches = task.batches(0)
                 batch = next(batches)
             task.train_step(batch)
-            if step % every == 0:
-                task.train_metrics()
-                samples.append((step, current_rss_mb()))
-        first = samples[0][1]
-        trace = ", ".join(f"{s}: {r:.0f}" for s, r in samples)
-        print(
-            f"  {'SyncBatchNorm' if syncbn else 'BatchNorm    '} 2 CPU contexts, crop {args.crop}, batch 4: "
-            f"RSS MB by step {trace} (growth after step {samples[0][0]}: {samples[-1][1] - first:+.0f} MB)"
-        )
+            if step % every == 0 or step == 1:
+                task.train_metrics()  # waits for the devices
+                rss = current_rss_mb()
+                first = rss if first is None else first
+                print(f"    step {step:5d}: {rss:7.0f} ({time.perf_counter() - tic:.0f} s)", flush=True)
+                if rss > args.rss_limit_mb:
+                    print(f"    stopped: RSS above {args.rss_limit_mb} MB", flush=True)
+                    break
+        print(f"  {name}: {rss - first:+.0f} MB from step 1 to step {step}", flush=True)
         task.close()
         del task
 
@@ -305,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss", action="store_true", help="peak RSS of training runs at crop 480, batch 4")
     parser.add_argument("--rss-images", type=lambda s: [int(v) for v in s.split(",")], default=[4, 16])
     parser.add_argument("--syncbn-steps", type=int, default=0, help="steps of the SyncBatchNorm RSS trace")
+    parser.add_argument("--rss-limit-mb", type=float, default=6000, help="stop a trace above this RSS")
     parser.add_argument("--skip-throughput", action="store_true", help="only the memory measurements")
     args = parser.parse_args(argv)
     if not args.skip_throughput:

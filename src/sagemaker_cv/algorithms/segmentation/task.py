@@ -4,8 +4,8 @@ maps, logs and artifacts, on the shared Gluon base (devices, hosts, optimizer, s
 from __future__ import annotations
 
 import json
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mxnet as mx
@@ -149,6 +149,7 @@ class SegmentationTask(GluonTask):
         self.whole.hybridize()
         self.export_whole = WholeImage(self.twin) if self.twin is not None else self.whole
         if self.sync_devices:
+            self.device_threads = ThreadPoolExecutor(self.sync_devices, thread_name_prefix="device")
             # A static graph drops SyncBatchNorm's first update of its running statistics
             # (measured on CPU contexts; the dynamic graph updates them from the first step).
             self.net.hybridize(static_alloc=False, static_shape=False)
@@ -218,22 +219,9 @@ class SegmentationTask(GluonTask):
             return super().forward_backward(parts)
         # SyncBatchNorm waits inside each layer until every device has reached it; devices driven
         # one after the other from one thread never meet (measured: a deadlock on CPU contexts).
-        results: list = [None] * len(parts)
-
-        def run(i: int) -> None:
-            try:
-                results[i] = super(SegmentationTask, self).forward_backward([parts[i]])
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-                results[i] = exc
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(parts))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
+        # The threads live as long as the task: a new thread per step leaked memory every step.
+        step = super().forward_backward
+        results = list(self.device_threads.map(lambda part: step([part]), parts))
         return [loss for losses, _ in results for loss in losses], None
 
     def score(self, parts, outputs, losses) -> None:
@@ -300,6 +288,8 @@ class SegmentationTask(GluonTask):
 
     def close(self) -> None:
         self.train_loader = self.val_loader = None
+        if self.sync_devices:
+            self.device_threads.shutdown()
 
 
 def _nchw(images):
