@@ -41,7 +41,8 @@ ENV NVIDIA_VISIBLE_DEVICES=all \
     MXNET_HOME=/opt/mxnet
 
 # Pretrained GluonCV weights (use_pretrained_model=1 with no network access): whatever params files
-# docker/weights/ holds when the image is built. Empty in git; see docker/weights/README.md.
+# docker/weights/ holds when the image is built. Empty in git: `make weights` fills it from public
+# sources (docker/weights/README.md).
 COPY docker/weights/ /opt/mxnet/models/
 
 COPY docker/check-libs.sh /opt/sagemaker-cv/

@@ -3,13 +3,15 @@
 #               make demo ALGORITHM=semantic-segmentation for segmentation
 #   make test   unit and integration tests
 # Both create their own virtual environment in .venv.
+#   make weights        download and import the pretrained weights into docker/weights (needs internet)
+#   make test-weights   the weight conversions against timm/torchvision (their own env, .venv-weights)
 
 VENV := .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 PIP_FLAGS ?=
 
-.PHONY: demo test test-unit lint readme bench clean
+.PHONY: demo test test-unit test-weights weights lint readme bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +47,32 @@ lint: $(VENV)/.installed
 readme: $(VENV)/.installed
 	$(PY) -m sagemaker_cv.tools.docs README.md
 
+# Pretrained weights for use_pretrained_model=1: downloads each network's public source from the
+# Hugging Face hub (huggingface_hub, the `weights` extra) and imports it into docker/weights/, which
+# `make image` bakes into $MXNET_HOME/models. WEIGHTS picks networks (default: all nine, ~1 GB), e.g.
+#   make weights WEIGHTS="resnet50_v1s vgg16_atrous"
+WEIGHTS ?=
+weights: $(VENV)/.installed
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[cpu,test,weights]'
+	$(PY) -m sagemaker_cv.tools.weights fetch --models-dir docker/weights $(WEIGHTS)
+
+# The weight tests compare converted networks with their sources built in torch/timm/torchvision,
+# which live in an environment of their own: gluoncv 0.10.5 refuses to import next to torch >= 2.
+# The tests themselves run in .venv and call that environment's python (tests/weights/conftest.py).
+WEIGHTS_VENV := .venv-weights
+$(WEIGHTS_VENV)/.installed: tests/weights/requirements.txt
+	rm -rf $(WEIGHTS_VENV)
+	$(PYTHON) -m venv $(WEIGHTS_VENV)
+	$(WEIGHTS_VENV)/bin/pip install $(PIP_FLAGS) -r tests/weights/requirements.txt
+	touch $@
+
+test-weights: $(VENV)/.installed $(WEIGHTS_VENV)/.installed
+	SAGEMAKER_CV_TORCH_PYTHON=$(abspath $(WEIGHTS_VENV))/bin/python $(VENV)/bin/pytest -q tests/weights
+
 bench: $(VENV)/.installed
 	$(PY) bench/bench_classification.py
 	$(PY) bench/bench_distributed.py
+	$(PY) bench/bench_memory.py
 
 clean:
 	rm -rf demo .pytest_cache

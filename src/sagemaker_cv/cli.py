@@ -15,10 +15,17 @@ import traceback
 from pathlib import Path
 
 from sagemaker_cv.contract import logs
-from sagemaker_cv.contract.errors import FAILURE_REASON_LIMIT, ClientError, failure_reason
+from sagemaker_cv.contract.errors import (
+    FAILURE_REASON_LIMIT,
+    ClientError,
+    TrainingInterrupted,
+    failure_reason,
+)
+from sagemaker_cv.contract.files import disk_full, full_disk_named, is_disk_full
 from sagemaker_cv.contract.paths import DEFAULT_ROOT, MLPaths
+from sagemaker_cv.tools import weights
 
-COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec")
+COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec", "weights")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the image's flavor: decides the instance types",
     )
     p.add_argument("--name", help="the algorithm name (default: sagemaker-cv-<algorithm>)")
+    weights.add_arguments(sub)
     return parser
 
 
@@ -88,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("hyperparameters", "metric-definitions", "spec"):
         return _print_reference(args)
+    if args.command == "weights":
+        return weights.run(args)
     return _run(args)
 
 
@@ -123,26 +133,60 @@ def _run(args: argparse.Namespace) -> int:
     if paths.failure_file.exists():  # left by an earlier run on the same local tree
         paths.failure_file.unlink()
     try:
-        from sagemaker_cv.training import runner
+        from sagemaker_cv.training import outputs, runner
 
         if args.command == "validate":
             runner.validate(paths, args.algorithm)
         else:
+            if args.model_archive:
+                outputs.check_archive_target(args.model_archive, paths.model_dir)
             runner.train(paths, args.algorithm)
             if args.model_archive:
                 _archive(paths.model_dir, args.model_archive)
-                log.info("Model archive written to %s", args.model_archive)
         return 0
-    except ClientError as exc:
-        log.error("Customer Error: %s", "; ".join(exc.problems))
-        _write_failure(paths, failure_reason(exc))
-        return exc.exit_code
+    except TrainingInterrupted as stopped:
+        # A stop is not a failure (docker stop, StopTrainingJob, MaxRuntime): exit 0, as after training.
+        log.info(stopped.before_training())
+        return 0
     except BaseException as exc:  # noqa: BLE001 - the one place that turns any fault into a reason
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
-        log.error("Algorithm Error: %s\n%s", exc, traceback.format_exc())
-        _write_failure(paths, failure_reason(exc))
-        return 1
+        error = _users_to_fix(exc, paths)
+        if isinstance(error, ClientError):
+            log.error("Customer Error: %s", "; ".join(error.problems))
+        if error is not exc:
+            log.error("(from %s: %s)", type(exc).__name__, exc)
+        elif not isinstance(exc, ClientError):
+            log.error("Algorithm Error: %s\n%s", exc, traceback.format_exc())
+        _write_failure(paths, failure_reason(error))
+        return getattr(error, "exit_code", 1)
+
+
+OUT_OF_MEMORY = ("out of memory", "std::bad_alloc", "failed to allocate", "cudaerrormemoryallocation")
+
+
+def _users_to_fix(exc: BaseException, paths: MLPaths) -> BaseException:
+    """Resource exhaustion is the user's to fix (a larger instance or volume, smaller settings),
+    as the built-ins report it; anything else stays what it is."""
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or (
+        type(exc).__name__ == "MXNetError" and any(marker in text for marker in OUT_OF_MEMORY)
+    ):
+        return ClientError(
+            "Out of memory. Please use a larger instance and/or reduce the values of other parameters "
+            "(e.g. mini_batch_size, image_shape, num_layers) if applicable"
+        )
+    if type(exc).__name__ == "MXNetError" and "larger than 2^31 elements" in text:
+        return ClientError(
+            "A tensor would hold more than 2^31 elements, more than MXNet allows: lower num_classes, "
+            "image_shape or mini_batch_size"
+        )
+    if is_disk_full(exc):
+        return disk_full(Path(exc.filename or paths.root), "writing")
+    if type(exc).__name__ == "MXNetError" and "write incomplete" in text:
+        # MXNet's file writer says no more than this; its files are the model's.
+        return disk_full(paths.model_dir, "writing the model")
+    return exc
 
 
 def _write_failure(paths: MLPaths, reason: str) -> None:
@@ -156,13 +200,15 @@ def _write_failure(paths: MLPaths, reason: str) -> None:
 
 
 def _archive(model_dir: Path, target: Path) -> None:
-    target = target.resolve()
-    if model_dir.resolve() in target.parents:
-        raise ClientError(f"--model-archive {target}: must not be inside the model directory {model_dir}")
+    files = sorted(model_dir.iterdir()) if model_dir.is_dir() else []
+    if not files:
+        logs.get().info("No model files to pack into %s", target)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(target, "w:gz") as tar:
-        for path in sorted(model_dir.iterdir()):
+    with full_disk_named(target, "packing the model archive"), tarfile.open(target, "w:gz") as tar:
+        for path in files:
             tar.add(path, arcname=path.name)
+    logs.get().info("Model archive written to %s", target)
 
 
 if __name__ == "__main__":

@@ -59,3 +59,27 @@ def set_hyperparameters(root: Path, **changes) -> dict:
             hp[key] = str(value)
     path.write_text(json.dumps(hp))
     return hp
+
+
+def split_rec(rec: Path, names: list[str]) -> list[Path]:
+    """Split a .rec into consecutive parts named `names` (relative to its directory), as a
+    large dataset or a ShardedByS3Key channel arrives; the original is removed."""
+    import mxnet as mx
+
+    reader = mx.recordio.MXRecordIO(str(rec), "r")
+    records = []
+    while (item := reader.read()) is not None:
+        records.append(item)
+    reader.close()
+    rec.unlink()
+    per_part = -(-len(records) // len(names))
+    parts = []
+    for i, name in enumerate(names):
+        path = rec.parent / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = mx.recordio.MXRecordIO(str(path), "w")
+        for item in records[i * per_part : (i + 1) * per_part]:
+            writer.write(item)
+        writer.close()
+        parts.append(path)
+    return parts

@@ -151,10 +151,11 @@ def test_augmentations_change_what_the_network_sees(tree, tmp_path):
     """None is deterministic; crop moves and flips; crop_color also shifts colours."""
     from sagemaker_cv.algorithms.classification.data import record_iter
     from sagemaker_cv.algorithms.classification.records import LabelRules, scan_recordio
+    from sagemaker_cv.inputs.recordio import find_shards
 
     root = tree(per_class=4, val_per_class=2, image_size=40)
     rules = LabelRules(3, False, (3, 32, 32), None)
-    prepared = scan_recordio(next((root / "input/data/train").glob("*.rec")), "train", rules, tmp_path / "s")
+    prepared = scan_recordio(find_shards(root / "input/data/train", "train"), "train", rules, tmp_path / "s")
 
     def first_batches(augmentation, seed):
         # Augmenters apply to training iterators only; validation reads center crops.
@@ -202,14 +203,14 @@ def test_checkpoint_frequency_keeps_every_nth_epoch(tree):
 
 
 def test_pretrained_weights_from_a_local_file(tree, tmp_path):
-    from mxnet.gluon.model_zoo.vision import resnet18_v1
+    from gluoncv.model_zoo import get_model
 
     home = tmp_path / "mxnet-home"
     (home / "models").mkdir(parents=True)
-    reference = resnet18_v1(classes=1000)
+    reference = get_model("resnet18_v1b", classes=1000)
     reference.initialize(mx.init.Uniform(0.5))
     reference(mx.nd.zeros((1, 3, 32, 32)))
-    reference.save_parameters(str(home / "models" / "resnet18_v1-a0666292.params"))
+    reference.save_parameters(str(home / "models" / "resnet18_v1b-0123abcd.params"))
     root = tree(
         per_class=8,
         val_per_class=4,
@@ -224,19 +225,21 @@ def test_pretrained_weights_from_a_local_file(tree, tmp_path):
     assert run.code == 0, run.out[-3000:]
     assert "Using pretrained model for initializing weights and transfer learning." in run.out
     saved = mx.nd.load(str(next((root / "model").glob("*.params"))))
-    first_conv = [k for k in saved if k.endswith("conv0_weight")][0]
     # learning_rate=0: the backbone is exactly the file's; the output layer is new (3 classes).
-    assert np.array_equal(saved[first_conv].asnumpy(), reference.features[0].weight.data().asnumpy())
+    assert np.array_equal(
+        saved["arg:" + reference.conv1.weight.name].asnumpy(), reference.conv1.weight.data().asnumpy()
+    )
     assert [
-        v.shape for k, v in saved.items() if k.endswith("dense1_weight") or k.endswith("dense0_weight")
+        v.shape for k, v in saved.items() if k.startswith("arg:") and k.endswith("_weight") and "dense" in k
     ] == [(3, 512)]
 
     missing = train(root, MXNET_HOME=tmp_path / "empty")
     assert missing.code == 2
     assert (
-        "no pretrained weights resnet18_v1-*.params in " + str(tmp_path / "empty" / "models")
+        "no pretrained weights resnet18_v1b-*.params in " + str(tmp_path / "empty" / "models")
         in missing.failure
     )
+    assert "sagemaker-cv weights import FILE --network resnet18_v1b" in missing.failure
 
 
 def test_sigterm_mid_epoch_saves_the_model_and_exits_quickly(tree):

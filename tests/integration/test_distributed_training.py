@@ -379,15 +379,16 @@ def test_sigterm_while_waiting_for_dns_ends_the_wait(cluster):
     c.wait_for("algo-2", r"Host algo-1 does not resolve yet")
     os.kill(c.procs["algo-2"].pid, signal.SIGTERM)
     signalled = time.monotonic()
-    assert c.wait(30) == {"algo-2": 1}
+    assert c.wait(30) == {"algo-2": 0}  # a stop, as on a single host
     assert time.monotonic() - signalled < 10  # the 300 s DNS wait is not sat out
-    assert "launcher on host algo-2: stopped by SIGTERM before training started" in c.failure("algo-2")
+    assert c.failure("algo-2") is None
+    assert "Stopped by SIGTERM before training started: no model was written" in c.log("algo-2")
 
 
 def test_sigterm_on_the_primary_stops_every_host_and_saves_the_model(cluster):
     c = cluster(2, hyperparameters=LONG)
     c.start()
-    c.wait_for("algo-2", r"Epoch\[0\] Batch \[1\]")
+    c.wait_for("algo-2", r"Epoch\[1\] Batch \[1\]")  # after the first epoch: a model to save
     pids = c.role_pids()
     os.kill(c.procs["algo-1"].pid, signal.SIGTERM)
     signalled = time.monotonic()

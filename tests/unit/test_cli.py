@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -124,3 +125,143 @@ def test_spec_command(capsys):
     assert instance_types and all(t.startswith(("ml.m", "ml.c")) for t in instance_types)
     assert cli.main(["spec", "--algorithm", "image-classification", "--image", "bad uri"]) == 2
     assert "image='bad uri'" in capsys.readouterr().err
+
+
+def test_a_missing_ml_root_says_so_instead_of_blaming_the_hyperparameters(tmp_path):
+    root = tmp_path / "nowhere"
+    assert cli.main(["validate", "--ml-root", str(root)]) == 2
+    reason = (root / "output" / "failure").read_text()
+    assert reason == (
+        f"ClientError: {root}/input/config: no such directory; SageMaker writes the job's config files "
+        "there (is --ml-root or SAGEMAKER_CV_ML_ROOT right?)"
+    )
+
+
+def test_long_values_and_many_unknown_keys_are_capped_in_log_and_reason(tmp_path, capsys):
+    hp = {"num_classes": "2", "num_training_samples": "10", "model_prefix": "p" * 200000}
+    hp.update({f"junk{i}": "" for i in range(40000)})
+    write_config(tmp_path, hp)
+    started = time.monotonic()
+    assert cli.main(["validate", "--ml-root", str(tmp_path)]) == 2
+    assert time.monotonic() - started < 10
+    reason = (tmp_path / "output" / "failure").read_text()
+    assert reason.count("unknown hyperparameter '") == 12
+    assert reason.endswith("... and 39988 more unknown hyperparameter(s)")
+    assert len(capsys.readouterr().out) < 20000
+
+    del hp["model_prefix"]
+    hp = {k: v for k, v in hp.items() if not k.startswith("junk")}
+    hp["model_prefix"] = "p" * 200000
+    write_config(tmp_path, hp, channels={})
+    cli.main(["validate", "--ml-root", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "p" * 300 not in out and "(200000 characters)" in out
+
+
+MXNET_TEXTS = [
+    (
+        'Traceback (most recent call last):\n  File "../3rdparty/dmlc-core/src/recordio.cc", line 71\n'
+        "MXNetError: Check failed: stream_->Read(BeginPtr(*out_rec) + size, upper_align) == upper_align: "
+        "Invalid RecordIO File upper_align=164",
+        "Invalid RecordIO File upper_align=164",
+    ),
+    (
+        'Traceback (most recent call last):\n  File "../src/ndarray/ndarray.cc", line 1854\n'
+        "MXNetError: Check failed: fi->Read(&header): Invalid NDArray file format",
+        "Invalid NDArray file format",
+    ),
+    (
+        "[12:00:01] ../src/storage/storage.cc:78: Compile with USE_CUDA=1 to enable GPU usage\n"
+        "Stack trace:\n  [bt] (0) /usr/lib/libmxnet.so(+0x1) [0x7f]\n  [bt] (1) /usr/lib/libmxnet.so(+0x2) [0x7f]",
+        "Compile with USE_CUDA=1 to enable GPU usage",
+    ),
+]
+
+
+@pytest.mark.parametrize("text,message", MXNET_TEXTS)
+def test_failure_reasons_carry_no_cxx_traceback(text, message):
+    from sagemaker_cv.contract.errors import ClientError, failure_reason
+
+    assert failure_reason(ClientError(f"pretrained weights x.params: do not fit ({text})")) == (
+        f"ClientError: pretrained weights x.params: do not fit ({message})"
+    )
+    assert failure_reason(RuntimeError(text)) == f"AlgorithmError: RuntimeError: {message}"
+    assert (
+        failure_reason(ClientError("a plain problem: with colons"))
+        == "ClientError: a plain problem: with colons"
+    )
+
+
+class MXNetError(Exception):
+    """Stands for mxnet.base.MXNetError (recognised by name: the CLI imports no MXNet)."""
+
+
+@pytest.mark.parametrize(
+    "exc,fragment",
+    [
+        (MemoryError(), "ClientError: Out of memory"),
+        (
+            MXNetError(
+                "Check failed: param_shape.Size() < (int64_t{1} << 31) - 1 (1099511627776 vs. 2147483647) : "
+                "[InitShape-input] Size of tensor you are trying to allocate is larger than 2^31 elements."
+            ),
+            "ClientError: A tensor would hold more than 2^31 elements",
+        ),
+        (
+            MXNetError(
+                "[10:00:00] ../src/storage/./pooled_storage_manager.h:157: cudaMalloc retry failed: out of memory"
+            ),
+            "ClientError: Out of memory",
+        ),
+        (
+            OSError(28, "No space left on device", "/ml/model/image-classification-0001.params"),
+            "ClientError: /ml/model/image-classification-0001.params: no space left on the device (",
+        ),
+        (
+            MXNetError(
+                'Traceback (most recent call last):\n  File "../3rdparty/dmlc-core/src/io/local_filesys.cc", line 38\nMXNetError: Check failed: std: :fwrite(ptr, 1, size, fp_) == size: FileStream.Write incomplete'
+            ),
+            "no space left on the device (",
+        ),
+    ],
+)
+def test_resource_exhaustion_is_the_users_to_fix(tmp_path, monkeypatch, exc, fragment):
+    write_config(tmp_path, {"num_classes": "2", "num_training_samples": "10"})
+    from sagemaker_cv.training import runner
+
+    def exhausted(paths, algorithm):
+        raise exc
+
+    monkeypatch.setattr(runner, "train", exhausted)
+    assert cli.main(["train", "--ml-root", str(tmp_path)]) == 2
+    reason = (tmp_path / "output" / "failure").read_text()
+    assert fragment in reason and "Traceback" not in reason
+
+
+def test_a_stop_before_training_exits_0_without_a_failure(tmp_path, monkeypatch, capsys):
+    write_config(tmp_path, {"num_classes": "2", "num_training_samples": "10"})
+    from sagemaker_cv.contract.errors import TrainingInterrupted
+    from sagemaker_cv.training import runner
+
+    def stopped(paths, algorithm):
+        raise TrainingInterrupted("SIGTERM")
+
+    monkeypatch.setattr(runner, "validate", stopped)
+    assert cli.main(["validate", "--ml-root", str(tmp_path)]) == 0
+    assert not (tmp_path / "output" / "failure").exists()
+    assert "Stopped by SIGTERM" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["model/m.tar.gz", "model", "out"])
+def test_model_archive_is_checked_before_training(tmp_path, monkeypatch, where):
+    write_config(tmp_path, {"num_classes": "2", "num_training_samples": "10"})
+    (tmp_path / "model").mkdir()
+    (tmp_path / "out").mkdir()
+    from sagemaker_cv.training import runner
+
+    trained = []
+    monkeypatch.setattr(runner, "train", lambda paths, algorithm: trained.append(1))
+    assert cli.main(["train", "--ml-root", str(tmp_path), "--model-archive", str(tmp_path / where)]) == 2
+    assert trained == []
+    reason = (tmp_path / "output" / "failure").read_text()
+    assert "must not be inside the model directory" in reason or "is a directory" in reason

@@ -4,7 +4,7 @@ import pytest
 
 from sagemaker_cv import algorithms
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.training.devices import cpu_devices_from_env, kvstore_name, plan_devices
+from sagemaker_cv.training.devices import cpu_devices_from_env, fit_to_batch, kvstore_name, plan_devices
 from sagemaker_cv.training.optim import optimizer_params, steps_per_epoch
 
 
@@ -53,3 +53,30 @@ def test_step_schedule_is_inside_the_optimizer():
     assert opt.lr_scheduler(21) == pytest.approx(0.05)
     assert opt.lr_scheduler(41) == pytest.approx(0.025)
     assert step_schedule(0.1, (), 0.5, 10) is None
+
+
+def test_a_batch_smaller_than_the_devices_trains_on_fewer_devices():
+    plan, warning = fit_to_batch(plan_devices(8), 4)
+    assert (plan.count, plan.kvstore) == (4, "device")
+    assert warning == (
+        "mini_batch_size=4 is smaller than the 8 gpu devices of this host: training on 4 of them "
+        "(every device needs at least one sample per batch)"
+    )
+    assert fit_to_batch(plan_devices(0, cpu_devices=4), 1)[0].kvstore is None
+    assert fit_to_batch(plan_devices(2, num_hosts=2), 1)[0].kvstore == "dist_sync"
+    assert fit_to_batch(plan_devices(4), 4) == (plan_devices(4), None)
+
+
+@pytest.mark.parametrize("value", ["abc", "٣", "0", "1.5", "-2", "99999999"])
+def test_cpu_devices_env_refuses_what_is_no_device_count(value):
+    with pytest.raises(ClientError, match="SAGEMAKER_CV_CPU_DEVICES"):
+        cpu_devices_from_env({"SAGEMAKER_CV_CPU_DEVICES": value})
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "٣", "-1", ""])
+def test_log_interval_env_refuses_what_is_no_batch_count(value):
+    from sagemaker_cv.training.gluon_task import log_interval_from_env
+
+    with pytest.raises(ClientError, match="SAGEMAKER_CV_LOG_INTERVAL"):
+        log_interval_from_env({"SAGEMAKER_CV_LOG_INTERVAL": value})
+    assert log_interval_from_env({}) == 20

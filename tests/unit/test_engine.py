@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 
+import pytest
+
+from sagemaker_cv.contract.errors import TrainingInterrupted
 from sagemaker_cv.training import engine
 from sagemaker_cv.training import hooks as h
 from sagemaker_cv.training.task import LogLines, Prepared, Task
@@ -73,12 +80,12 @@ class ToyTask(Task):
         return files
 
 
-def hooks(frequency=None, early=None):
+def hooks(frequency=None, early=None, stop=None):
     out = [
         h.EpochTimer(),
         h.Speedometer(2),
         h.Evaluator(),
-        h.Checkpointer(True, frequency),
+        h.Checkpointer(True, frequency, stop=stop),
     ]
     if early:
         out.append(h.EarlyStopping(*early))
@@ -169,3 +176,73 @@ def test_state_and_hook_state_resume_where_an_interrupted_run_ended(tmp_path):
     )
     assert second.stop_reason == whole.stop_reason
     assert params(split_dir) == params(whole_dir) == ["m-0004.params"]
+
+
+def test_a_stop_before_the_first_epoch_ends_writes_no_model(tmp_path, caplog):
+    logger = logging.getLogger("sagemaker_cv")  # does not propagate once the CLI set it up
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="sagemaker_cv")
+    stop = threading.Event()
+    task = ToyTask(tmp_path, [0.2, 0.3], steps=3, stop_after=2, stop_event=stop)
+    try:
+        state = engine.fit(task, hooks(), epochs=2, stop=stop)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert state.interrupted and task.trained == 2
+    assert params(tmp_path) == []  # an untrained network is not presented as the model
+    assert "before the first epoch finished: no model was written" in caplog.text
+
+
+def test_a_stop_during_validation_ends_at_once_and_keeps_the_trained_epoch(tmp_path):
+    class SlowValidation(ToyTask):
+        def evaluate(self):
+            raise TrainingInterrupted("SIGTERM")  # what the signal handler raises
+
+    state = engine.fit(SlowValidation(tmp_path, [0.5]), hooks(), epochs=3)
+    assert state.interrupted and state.epoch == 0
+    assert params(tmp_path) == ["m-0001.params"]  # the epoch's training finished: it is kept
+
+
+def test_the_signal_handler_raises_while_preparing_and_defers_inside_a_batch_or_a_write():
+    with engine.StopOnSignal() as stop:
+        with stop.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler runs here, between bytecodes
+            assert stop.is_set()
+        # Outside a deferred block (preparing data, building, validating) it raises at once.
+        with pytest.raises(TrainingInterrupted):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_write_interrupted_by_a_stop_still_completes(tmp_path):
+    saves = []
+
+    class Signalled(ToyTask):
+        def save(self, epoch_number):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            saves.append(epoch_number)
+            return super().save(epoch_number)
+
+    with engine.StopOnSignal() as stop:
+        state = engine.fit(Signalled(tmp_path, [0.5, 0.6]), hooks(stop=stop), epochs=2, stop=stop)
+    assert state.interrupted and state.epoch == 0
+    assert saves == [1] and params(tmp_path) == ["m-0001.params"]
+
+
+def test_a_stop_between_the_last_batch_and_validation_skips_validation_and_keeps_the_epoch(tmp_path):
+    stop = engine.StopRequest()
+
+    class StoppedAtTheEnd(ToyTask):
+        def batches(self, epoch):
+            yield from super().batches(epoch)
+            stop.set()  # after the loop's last check, before the epoch's hooks
+
+        def evaluate(self):
+            raise AssertionError("validation ran after a stop")
+
+    state = engine.fit(StoppedAtTheEnd(tmp_path, [0.5]), hooks(stop=stop), epochs=3, stop=stop)
+    assert state.interrupted and state.epoch == 0
+    assert params(tmp_path) == ["m-0001.params"]

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from sagemaker_cv.contract.config import parse_input_data_config, parse_resource_config
+from sagemaker_cv.contract.config import load_json, parse_input_data_config, parse_resource_config
 from sagemaker_cv.contract.errors import ClientError
 
 
@@ -74,3 +76,45 @@ def test_input_data_config_errors_are_all_reported():
         and "S3DistributionType='Sharded'" in text
         and "channel 'x'" in text
     )
+
+
+# ---- reading the files -------------------------------------------------------------------------
+
+
+def test_config_files_may_start_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "hyperparameters.json"
+    path.write_bytes('\ufeff{"num_classes": "2"}'.encode())
+    assert load_json(path, required=True) == {"num_classes": "2"}
+
+
+@pytest.mark.parametrize(
+    "make,fragment",
+    [
+        (lambda p: p.mkdir(), "is a directory; File-mode input must be regular files"),
+        (lambda p: os.mkfifo(p), "is a FIFO (named pipe); File-mode input must be regular files"),
+        (lambda p: p.write_text("[" * 100000 + "]" * 100000), "JSON nested more than"),
+        (lambda p: p.write_text('{"a": "' + "x" * (2 << 20) + '"}'), "bytes, more than the 1048576"),
+        (lambda p: p.write_bytes(b'{"a": "\xff"}'), "not UTF-8 text (byte 0xff at offset 7)"),
+    ],
+)
+def test_unusable_config_files_are_client_errors_naming_them(tmp_path, make, fragment, no_hang):
+    path = tmp_path / "hyperparameters.json"
+    make(path)
+    with pytest.raises(ClientError) as info:
+        load_json(path, required=False)
+    assert info.value.problems[0].startswith(str(path)) and fragment in info.value.problems[0]
+
+
+def test_an_unreadable_config_file_is_a_client_error(tmp_path, monkeypatch):
+    path = tmp_path / "hyperparameters.json"
+    path.write_text("{}")
+    real_open = os.open
+
+    def refuse(file, *args, **kwargs):  # the tests run as root, for whom mode 000 means nothing
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(ClientError, match=r"hyperparameters.json: cannot be read \(Permission denied\)"):
+        load_json(path, required=True)

@@ -157,6 +157,10 @@ def test_empty_string_means_default():
         ({"use_weighted_loss": "1"}, "use_weighted_loss=1: only valid with multi_label=1"),
         ({"use_pretrained_model": "1", "num_layers": "20"}, "num_layers=20: transfer learning"),
         (
+            {"use_pretrained_model": "1", "num_layers": "200"},
+            "published for num_layers 18, 34, 50, 101, 152 only",
+        ),
+        (
             {"use_pretrained_model": "1", "num_layers": "18", "image_shape": "1,224,224"},
             "needs 3-channel images",
         ),
@@ -213,3 +217,32 @@ def test_ignored_compatibility_keys_are_accepted_and_reported():
     assert "no effect" in schema.by_name["model_prefix"].description
     _, warnings = schema.validate(REQUIRED)
     assert warnings == []
+
+
+@pytest.mark.parametrize("value", ["１", "٣", "1_0", "1_0e-1", "2" * 30])
+@pytest.mark.parametrize("name", ["num_classes", "learning_rate", "image_shape"])
+def test_numbers_are_ascii_digits_within_what_mxnet_can_hold(name, value):
+    """float() and int() also read '１', '٣' and '1_0'; MXNet's integer arguments are 32-bit."""
+    hp = dict(REQUIRED)
+    hp[name] = f"3,{value},24" if name == "image_shape" else value
+    if name == "learning_rate" and value == "2" * 30:
+        return  # a huge float is simply above the bound, tested elsewhere
+    with pytest.raises(ClientError, match=name):
+        algorithms.get("image-classification").schema.validate(hp, Context())
+
+
+def test_integers_above_int32_are_refused_with_the_limit():
+    with pytest.raises(ClientError) as info:
+        algorithms.get("image-classification").schema.validate(
+            {**REQUIRED, "num_training_samples": str(2**31)}, Context()
+        )
+    assert info.value.problems == [
+        "num_training_samples='2147483648': expected an integer >= 1 (at most 2147483647)"
+    ]
+
+
+def test_learning_rate_zero_is_accepted_with_a_warning():
+    _, warnings = algorithms.get("image-classification").schema.validate(
+        {**REQUIRED, "learning_rate": "0"}, Context()
+    )
+    assert warnings == ["learning_rate=0: the weights will not change; training runs but learns nothing"]

@@ -155,6 +155,9 @@ def test_label_map_files(tmp_path):
     assert "label_map/other.txt: not train_label_map.json" in maps.notes[0]
     (directory / "validation_label_map.json").write_text(json.dumps({"map": {"0": 1, "1": 2, "2": 0}}))
     assert load_label_maps(directory, 3).validation.pixels == ((0, 2), (1, 0), (2, 1))
+    # A byte-order mark (Windows editors write one) is fine.
+    (directory / "validation_label_map.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({"scale": 2}).encode())
+    assert load_label_maps(directory, 3).validation.spec == {"scale": 2}
     (directory / "validation_label_map.json").write_text("{not json")
     (directory / "train_label_map.json").write_text(json.dumps({"scale": -1}))
     with pytest.raises(ClientError) as info:
@@ -177,14 +180,15 @@ def test_channels_that_this_version_refuses_are_named(tmp_path):
     for name in ("train", "validation", "train_annotation", "validation_annotation"):
         paths.channel(name).mkdir(parents=True)
     assert inputs.resolve(_channels(), paths).label_map is None
+    # The model channel is training.incremental's to check and read.
+    assert inputs.resolve(_channels(model=Channel("model")), paths).label_map is None
     cases = {
-        "Pipe input mode (augmented manifests) is not supported": _channels(
+        "Pipe input mode (augmented manifests with -ref PNG masks) is not supported": _channels(
             train=Channel("train", input_mode="Pipe")
         ),
         "RecordIO-wrapped input (augmented manifests) is not supported": _channels(
             train=Channel("train", content_type="application/x-recordio", record_wrapper="RecordIO")
         ),
-        "channel 'model': incremental training": _channels(model=Channel("model")),
         "channel 'validation_annotation' is missing": _channels(validation_annotation=None),
         "channel 'extra': not used by semantic segmentation": _channels(extra=Channel("extra")),
     }

@@ -24,6 +24,29 @@ class ChannelSpec:
 
 
 @dataclass(frozen=True)
+class Pretrained:
+    """One network the algorithm starts from ImageNet weights with use_pretrained_model=1."""
+
+    setting: str  # the hyperparameter value that selects it: "num_layers=50"
+    network: str  # GluonCV's name of the network, the prefix of its params file: "resnet50_v1b"
+
+
+@dataclass(frozen=True)
+class Incremental:
+    """How the algorithm starts from the model of an earlier job (the `model` channel)."""
+
+    #: hyperparameters that must equal the earlier job's (the network's shape depends on them)
+    keys: tuple[str, ...]
+    #: "module:function" reading an extracted archive (framework-free): {key: value} for the keys
+    #: it can tell
+    facts: str
+
+    def read_facts(self, directory) -> dict:
+        module, _, function = self.facts.partition(":")
+        return getattr(importlib.import_module(module), function)(directory)
+
+
+@dataclass(frozen=True)
 class Algorithm:
     name: str  # as SageMaker names the built-in: "image-classification"
     description: str  # the CreateAlgorithm description
@@ -37,6 +60,13 @@ class Algorithm:
     distributed: bool
     #: "module:Class" of its Task; None while the algorithm cannot train in this version
     task: str | None = None
+    #: the networks use_pretrained_model=1 loads (`sagemaker-cv weights list` shows them)
+    pretrained: tuple[Pretrained, ...] = ()
+    #: glob patterns of the files it writes into the model directory: a run removes those an
+    #: earlier run on the same directory left (a loader taking the highest epoch would pick them)
+    artifacts: tuple[str, ...] = ()
+    #: incremental training from a `model` channel; None: the channel is refused
+    incremental: Incremental | None = None
 
     def channel(self, name: str) -> ChannelSpec | None:
         return next((c for c in self.channels if c.name == name), None)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sagemaker_cv.contract import files
 from sagemaker_cv.contract.content_types import media_type
 from sagemaker_cv.contract.errors import ClientError
 
@@ -18,16 +19,42 @@ INPUT_MODES = ("File", "FastFile", "Pipe")
 DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 
 
+# SageMaker allows 100 hyperparameters of at most 2500 characters; a larger file is not a config
+# file, and reading it whole would cost memory and a log line of its size.
+CONFIG_LIMIT = 1 << 20
+MAX_DEPTH = 32  # config files are flat objects; deeper JSON only exhausts the parser's recursion
+
+
 def load_json(path: Path, *, required: bool, default: Any = None) -> Any:
-    """Decode one config file; a missing optional file gives `default`."""
-    if not path.exists():
+    """Decode one config file; a missing optional file gives `default`. A file that is not a
+    readable regular file of UTF-8 JSON (a byte-order mark is fine) is a ClientError naming it."""
+    if not path.exists() and not path.is_symlink():
         if required:
             raise ClientError(f"{path} is missing: SageMaker writes it for every training job")
         return default
+    text = files.read_text(path, str(path), limit=CONFIG_LIMIT)
+    nested = ClientError(f"{path}: JSON nested more than {MAX_DEPTH} levels deep; expected a flat object")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ClientError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise nested from None
+    if _depth(data) > MAX_DEPTH:
+        raise nested
+    return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in a decoded JSON value (iteratively: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 @dataclass(frozen=True)
@@ -145,3 +172,21 @@ def parse_input_data_config(data: Any) -> dict[str, Channel]:
     if problems:
         raise ClientError(problems)
     return channels
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    local_path: str = "/opt/ml/checkpoints"  # as SageMaker gives it (MLPaths.under_root moves it)
+
+
+def parse_checkpoint_config(data: Any) -> CheckpointConfig | None:
+    """checkpointconfig.json: absent (None) means checkpoints are off; LocalPath defaults to
+    /opt/ml/checkpoints, as CheckpointConfig documents."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ClientError(f"checkpointconfig.json must be a JSON object, got {type(data).__name__}")
+    local = data.get("LocalPath") or CheckpointConfig.local_path
+    if not isinstance(local, str) or not local.startswith("/"):
+        raise ClientError(f"checkpointconfig.json LocalPath={local!r}: expected an absolute path")
+    return CheckpointConfig(local)

@@ -6,6 +6,8 @@ ClientError's text puts every problem first, one per line, shortest and most act
 
 from __future__ import annotations
 
+import re
+
 FAILURE_REASON_LIMIT = 1024
 
 
@@ -19,7 +21,7 @@ class ClientError(Exception):
         super().__init__("; ".join(self.problems))
 
     def reason(self) -> str:
-        return "ClientError: " + "\n".join(self.problems)
+        return "ClientError: " + "\n".join(plain(p) for p in self.problems)
 
 
 class AlgorithmError(Exception):
@@ -29,11 +31,44 @@ class AlgorithmError(Exception):
 
 
 class TrainingInterrupted(Exception):
-    """Raised inside the loop when SIGTERM asks the job to stop (not an error)."""
+    """A stop signal (SIGTERM: docker stop, StopTrainingJob, MaxRuntime) ended the job before
+    training could: not an error, the job exits 0."""
+
+    def __init__(self, signal_name: str = "SIGTERM"):
+        super().__init__(f"stopped by {signal_name}")
+        self.signal_name = signal_name
+
+    def before_training(self) -> str:
+        return f"Stopped by {self.signal_name} before training started: no model was written"
 
 
 def failure_reason(exc: BaseException) -> str:
     """The text for the failure file: ClientError for user faults, AlgorithmError otherwise."""
     if isinstance(exc, ClientError):
         return exc.reason()
-    return f"AlgorithmError: {type(exc).__name__}: {exc}"
+    return f"AlgorithmError: {type(exc).__name__}: {plain(str(exc))}"
+
+
+# MXNet's errors carry a C++ traceback ('Traceback ...', '  File "../3rdparty/dmlc-core/...", line 71',
+# 'Stack trace:', '  [bt] (0) ...'); the failure reason keeps only what the check said, the log all.
+_TRACEBACK = re.compile(
+    r'Traceback \(most recent call last\):|\s*File "\.\./[^"\n]*", line \d+|Stack trace:'
+    r"|\s*\[bt\] \(\d+\) [^\n]*?\[0x[0-9a-f]+\]"
+)
+_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: |MXNetError: ")
+
+
+def plain(text: str) -> str:
+    """`text` without MXNet's C++ traceback: 'Check failed: <C++ condition>: <message>' becomes
+    the message. Text without one is returned as it is."""
+    if not _TRACEBACK.search(text) and "MXNetError: " not in text:
+        return text
+    kept = []
+    for line in _TRACEBACK.sub("", text).splitlines():
+        line = _PREFIX.sub("", line.strip())
+        if "Check failed:" in line:
+            head, _, check = line.partition("Check failed:")
+            line = head + check.rsplit(": ", 1)[-1]
+        if line:
+            kept.append(line)
+    return re.sub(r"([(\[])\s+|\s+([)\]])", r"\1\2", " ".join(kept))

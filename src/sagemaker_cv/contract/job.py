@@ -21,11 +21,18 @@ class Job:
     num_gpus: int = 0
     warnings: tuple[str, ...] = field(default=())
     raw_hyperparameters: dict = field(default_factory=dict)
+    seed: int = 0  # every random draw derives from it (training.seeding); set by the runner
 
 
 def load_job(paths: MLPaths, algorithm: str, num_gpus: int) -> Job:
     """Read and validate the config files; every problem found goes into one ClientError."""
     schema = algorithms.get(algorithm).schema
+    if not paths.config_dir.is_dir():
+        # Otherwise every missing file reads as "not given", and the job blames a missing num_classes.
+        raise ClientError(
+            f"{paths.config_dir}: no such directory; SageMaker writes the job's config files there "
+            "(is --ml-root or SAGEMAKER_CV_ML_ROOT right?)"
+        )
     problems: list[str] = []
 
     def collect(loader):

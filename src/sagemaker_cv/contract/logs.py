@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 LOGGER_NAME = "sagemaker_cv"
 
@@ -38,6 +40,22 @@ def setup(level: int = logging.INFO) -> logging.Logger:
 
 def get(name: str = "") -> logging.Logger:
     return logging.getLogger(LOGGER_NAME + ("." + name if name else ""))
+
+
+def brief(values: Mapping[Any, Any], *, value_chars: int = 200, keys: int = 100) -> dict:
+    """A mapping fit for one log line: long values cut (with their length), at most `keys` keys.
+    The user decides what the config files hold; the log must not grow with it."""
+    out: dict = {}
+    for i, (key, value) in enumerate(values.items()):
+        if i == keys:
+            out["..."] = f"{len(values) - keys} more"
+            break
+        if isinstance(value, str) and len(value) > value_chars:
+            value = f"{value[: value_chars // 2]}... ({len(value)} characters)"
+        elif not isinstance(value, (str, int, float, bool, type(None))) and len(repr(value)) > value_chars:
+            value = f"{repr(value)[: value_chars // 2]}... ({len(repr(value))} characters)"
+        out[str(key)[:value_chars]] = value
+    return out
 
 
 # ---- pieces of the MetricDefinitions regexes ------------------------------------------------------

@@ -36,6 +36,11 @@ class MLPaths:
         return self.data_dir / name
 
     @property
+    def scratch_dir(self) -> Path:
+        """Our prepared data: on the ml root's (large) volume, outside what SageMaker uploads."""
+        return self.root / "input" / "sagemaker-cv-scratch"
+
+    @property
     def model_dir(self) -> Path:
         return self.root / "model"
 
@@ -46,3 +51,20 @@ class MLPaths:
     @property
     def failure_file(self) -> Path:
         return self.output_dir / "failure"
+
+    @property
+    def checkpoint_config(self) -> Path:
+        """Present when the job has a CheckpointConfig (spot training, or resumable jobs)."""
+        return self.config_dir / "checkpointconfig.json"
+
+    @property
+    def default_checkpoint_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    def under_root(self, path: str | Path) -> Path:
+        """A path SageMaker gives as /opt/ml/..., moved under this root (a local tree run with
+        --ml-root); any other path as it is."""
+        path = Path(path)
+        if self.root != DEFAULT_ROOT and path.is_relative_to(DEFAULT_ROOT):
+            return self.root / path.relative_to(DEFAULT_ROOT)
+        return path

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.config import ResourceConfig
-from sagemaker_cv.contract.errors import AlgorithmError, ClientError
+from sagemaker_cv.contract.errors import AlgorithmError, ClientError, TrainingInterrupted
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.distributed import plan as distributed
 
@@ -330,8 +330,8 @@ class Launcher:
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def _check_signal_during_setup(self) -> None:
-        if self.signalled:
-            raise self._fault("launcher", "stopped by SIGTERM before training started")
+        if self.signalled:  # a stop, not a failure: the CLI exits 0 as a stopped single-host job does
+            raise TrainingInterrupted("SIGTERM")
 
     def _rendezvous(self) -> None:
         while True:
@@ -653,7 +653,8 @@ class Launcher:
     def _check_end(self, now: float) -> bool | None:
         if self.phase == "stopping":
             worker_gone = self.roles["worker"].process.poll() is not None
-            if self.primary and self.reports.trained:
+            # A worker stopped while preparing its data exits 0 without training: nothing to save.
+            if self.primary and (self.reports.trained or self.worker_done):
                 for conn in self.peers.values():  # the model is saved: nobody need wait any longer
                     conn.send({"type": "finish"})
                 # Workers that stopped a batch apart wait for each other forever (in a push, or

@@ -15,11 +15,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sagemaker_cv.contract import numbers
 from sagemaker_cv.contract.errors import ClientError
 
 # Keys SageMaker tooling injects; the built-ins accept them silently.
 IGNORED_KEYS = ("_tuning_objective_metric",)
 IGNORED_PREFIXES = ("sagemaker_",)
+# Unknown keys named (with a suggestion) before the rest are only counted: suggestions cost a
+# string comparison per valid name, and the failure reason keeps 1024 characters anyway.
+MAX_UNKNOWN_LISTED = 12
 
 
 class Invalid(ValueError):
@@ -55,21 +59,17 @@ class Kind:
     sagemaker_type: str  # Integer | Continuous | Categorical | FreeText
 
 
-def _parse_int(text: str) -> int:
-    try:
-        as_float = float(text)
-    except ValueError:
-        raise Invalid("expected an integer") from None
-    if not math.isfinite(as_float) or as_float != int(as_float) or not re.fullmatch(r"[+-]?\d+(\.0*)?", text):
+def parse_int(text: str) -> int:
+    """An integer written in ASCII digits ("5", "5.0"); Invalid otherwise."""
+    if not numbers.is_integer(text):
         raise Invalid("expected an integer")
-    return int(as_float)
+    return int(text.split(".")[0])
 
 
 def _parse_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise Invalid("expected a number") from None
+    if not numbers.is_decimal(text):
+        raise Invalid("expected a number")
+    value = float(text)
     if not math.isfinite(value):
         raise Invalid("expected a finite number")
     return value
@@ -88,7 +88,7 @@ def _parse_bool(text: str) -> bool:
     raise Invalid("expected True/true/1 or False/false/0")
 
 
-INTEGER = Kind("integer", _parse_int, "Integer")
+INTEGER = Kind("integer", parse_int, "Integer")
 FLOAT = Kind("float", _parse_float, "Continuous")
 BOOLEAN = Kind("boolean", _parse_bool, "Categorical")
 CATEGORICAL = Kind("categorical", str, "Categorical")
@@ -160,6 +160,8 @@ class Param:
             value = self.kind.parse(text)
         except Invalid:
             raise Invalid(f"expected {self.valid_values()}") from None
+        if self.kind is INTEGER and abs(value) > numbers.INT32_MAX:
+            raise Invalid(f"expected {self.valid_values()} (at most {numbers.INT32_MAX})")
         if self.choices:
             match = _match_choice(value, self.choices)
             if match is None:
@@ -203,7 +205,7 @@ def epoch_list(text: str) -> tuple[int, ...]:
     if not parts:
         return ()
     try:
-        epochs = tuple(_parse_int(p) for p in parts)
+        epochs = tuple(parse_int(p) for p in parts)
     except Invalid:
         raise Invalid("expected comma-separated positive integers such as '10, 20'") from None
     if any(e < 1 for e in epochs) or any(b <= a for a, b in zip(epochs, epochs[1:])):
@@ -291,12 +293,15 @@ class Schema:
         problems: list[str] = []
         values: dict[str, Any] = {p.name: p.default for p in self.params}
         provided = set()
+        unknown = 0
         for key in sorted(raw, key=str):
             if key in IGNORED_KEYS or str(key).startswith(IGNORED_PREFIXES):
                 continue
             param = known.get(key)
             if param is None:
-                problems.append(_unknown(key, known, self.algorithm))
+                unknown += 1
+                if unknown <= MAX_UNKNOWN_LISTED:
+                    problems.append(_unknown(key, known, self.algorithm))
                 continue
             text = decode(raw[key])
             if text == "" and not param.required:
@@ -306,6 +311,8 @@ class Schema:
                 provided.add(key)
             except Invalid as exc:
                 problems.append(f"{key}={_show(raw[key])}: {exc}")
+        if unknown > MAX_UNKNOWN_LISTED:
+            problems.append(f"... and {unknown - MAX_UNKNOWN_LISTED} more unknown hyperparameter(s)")
         for param in self.params:
             if (
                 param.required

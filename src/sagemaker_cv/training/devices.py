@@ -8,7 +8,7 @@ paths of multi-GPU training are exercised on machines without GPUs.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 CPU_DEVICES_ENV = "SAGEMAKER_CV_CPU_DEVICES"
 
@@ -46,15 +46,28 @@ def plan_devices(
     return DevicePlan(kind, count, kvstore_name(num_hosts, count, kind, kv_store), num_hosts, rank)
 
 
+def fit_to_batch(plan: DevicePlan, batch_size: int | None) -> tuple[DevicePlan, str | None]:
+    """Every device needs at least one sample of each batch (a device without one leaves its
+    gradients stale, and Gluon refuses to step): with fewer samples than devices, train on as
+    many devices as the batch has samples, and say so."""
+    if batch_size is None or batch_size >= plan.count:
+        return plan, None
+    warning = (
+        f"mini_batch_size={batch_size} is smaller than the {plan.count} {plan.kind} devices of this host: "
+        f"training on {batch_size} of them (every device needs at least one sample per batch)"
+    )
+    return replace(
+        plan, count=batch_size, kvstore=kvstore_name(plan.num_workers, batch_size, plan.kind, plan.kvstore)
+    ), warning
+
+
 def cpu_devices_from_env(environ: dict | None = None) -> int:
+    from sagemaker_cv.contract import numbers
     from sagemaker_cv.contract.errors import ClientError
 
     value = (environ if environ is not None else os.environ).get(CPU_DEVICES_ENV, "1")
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
+    count = int(value) if numbers.is_integer(value.strip()) and "." not in value else 0
+    if not 1 <= count <= 1024:
         raise ClientError(f"{CPU_DEVICES_ENV}={value!r}: expected a positive integer")
     return count
 

@@ -1,4 +1,5 @@
-"""Writing and copying parameters: the only module that reaches into Gluon's private parameter API.
+"""Writing and copying parameters: the only module that reaches into Gluon's private parameter and
+trainer API.
 
 `_collect_params_with_prefix` names parameters by their place in the block tree (`backbone.conv0.weight`)
 rather than by the global name counter (`resnetv10_conv0_weight`), so two instances of one structure
@@ -12,6 +13,8 @@ from pathlib import Path
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
+from sagemaker_cv.contract.files import atomic_path
+
 
 def structural_params(block: HybridBlock) -> dict:
     """Parameters keyed by their place in the block tree (stable across instances)."""
@@ -23,6 +26,15 @@ def initialize_missing(block: HybridBlock, init, ctx) -> None:
     for param in block.collect_params().values():
         if param._data is None:
             param.initialize(ctx=ctx, default_init=init)
+
+
+def init_trainer(trainer) -> None:
+    """Create the Trainer's kvstore and push/pull the parameters now rather than at the first
+    step (what Trainer.save_states does first), so values set on each device afterwards stay."""
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
 
 
 def copy_params(source: HybridBlock, target: HybridBlock, ctx, dtype: str = "float32") -> None:
@@ -52,6 +64,41 @@ def export_symbol_params(block: HybridBlock, prefix: Path, epoch: int, ctx) -> t
         save["aux:" + name] = params[name].data(ctx).astype("float32").as_in_context(mx.cpu())
     sym_path = Path(f"{prefix}-symbol.json")
     params_path = Path(f"{prefix}-{epoch:04d}.params")
-    sym.save(str(sym_path))
-    mx.nd.save(str(params_path), save)
+    # Written under a temporary name and renamed: a job killed mid-write leaves no truncated file.
+    with atomic_path(sym_path) as temp:
+        sym.save(str(temp))
+    with atomic_path(params_path) as temp:
+        mx.nd.save(str(temp), save)
     return sym_path, params_path
+
+
+def load_exported(block: HybridBlock, symbol_path: Path, params_path: Path) -> str | None:
+    """Load `export_symbol_params` files into `block`, a network of the same structure built in
+    this process. Parameter names carry Gluon's global instance counters (`resnetv10_`, `dense1_`),
+    which differ between processes, so parameters are matched by their position in the graph,
+    after checking that both graphs are the same but for names. Returns why the files do not fit,
+    or None once loaded."""
+    import json
+
+    from sagemaker_cv.training.incremental import graph_signature
+
+    saved = mx.sym.load(str(symbol_path))
+    ours = block(mx.sym.var("data"))
+    if graph_signature(json.loads(saved.tojson())) != graph_signature(json.loads(ours.tojson())):
+        return f"the network in {symbol_path.name} is not the one this job builds (its graph differs)"
+    values = mx.nd.load(str(params_path))
+    params = block.collect_params()
+    pairs = [("arg", a, b) for a, b in zip(saved.list_arguments(), ours.list_arguments())]
+    pairs += [("aux", a, b) for a, b in zip(saved.list_auxiliary_states(), ours.list_auxiliary_states())]
+    for kind, theirs, mine in pairs:
+        if mine == "data":
+            continue
+        value = values.get(f"{kind}:{theirs}")
+        if value is None:
+            return f"{params_path.name} has no {kind}:{theirs}"
+        if value.shape != params[mine].shape:
+            return f"{params_path.name}: {theirs} has shape {value.shape}, the network needs {params[mine].shape}"
+    for kind, theirs, mine in pairs:
+        if mine != "data":
+            params[mine].set_data(values[f"{kind}:{theirs}"].astype(params[mine].dtype))
+    return None

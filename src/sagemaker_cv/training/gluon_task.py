@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,30 @@ from mxnet import autograd, gluon
 from mxnet.gluon import HybridBlock
 
 from sagemaker_cv import algorithms
+from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.job import Job
 from sagemaker_cv.distributed.plan import data_shard
 from sagemaker_cv.training.devices import DevicePlan, contexts
-from sagemaker_cv.training.export import copy_params, materialize
+from sagemaker_cv.training.export import copy_params, init_trainer, materialize, structural_params
+from sagemaker_cv.training.incremental import PREPARED_KEY
 from sagemaker_cv.training.optim import optimizer_params, step_schedule, steps_per_epoch
+from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.tally import Tally
 from sagemaker_cv.training.task import Metrics, Prepared, Task
 
 LOG_INTERVAL_ENV = "SAGEMAKER_CV_LOG_INTERVAL"
+DEVICE_STATISTICS = "device_statistics.params"
+log = logs.get("training")
+
+
+def log_interval_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    value = environ.get(LOG_INTERVAL_ENV, "20")
+    if not (value.strip().isascii() and value.strip().isdigit() and int(value) >= 1):
+        raise ClientError(
+            f"{LOG_INTERVAL_ENV}={value!r}: expected a positive integer (batches between two log lines)"
+        )
+    return int(value)
 
 
 def equal_batches(make_pass: Callable[[], Iterable], steps: int) -> Iterator[Any]:
@@ -60,10 +75,11 @@ class GluonTask(Task):
         self.job, self.plan, self.scratch = job, plan, scratch
         self.hp = job.hyperparameters
         self.schema = algorithms.get(job.algorithm).schema
-        self.log_interval = int(os.environ.get(LOG_INTERVAL_ENV, "20"))
+        self.log_interval = log_interval_from_env()
         self.dtype = "float16" if self.hp.get("precision_dtype") == "float16" else "float32"
         self.tally = Tally()
         self.notes: tuple[str, ...] = ()
+        self.epoch, self.passes = 0, 0
 
     # ---- what a task provides -----------------------------------------------------------------
 
@@ -79,7 +95,9 @@ class GluonTask(Task):
     def setup_data(self, prepared: Prepared) -> tuple[Callable[[], Iterable], int]:
         """Build the iterators (validation ones only when `self.validates`), the loss and the
         metric names. Returns a function that starts one pass over this worker's training data
-        and the number of usable training samples in the whole channel."""
+        and the number of usable training samples in the whole channel; or, for a stream (Pipe
+        mode), a function that yields a whole epoch with the equal batch count of
+        `pipe.batches_per_epoch`, and None."""
 
     @abstractmethod
     def device_parts(self, batch: Any) -> list[tuple]:
@@ -99,6 +117,11 @@ class GluonTask(Task):
 
     #: names of the training metrics, in log order
     metric_names: list[str]
+
+    def load_start_model(self, directory: Path) -> None:
+        """Incremental training: load the earlier job's weights (unpacked in `directory`, checked
+        by training.incremental) into the float32 network, before any float16 cast."""
+        raise NotImplementedError(f"{type(self).__name__} does not load models from a model channel")
 
     def batch_samples(self, batch: Any) -> int:
         """Samples in one host batch."""
@@ -132,8 +155,11 @@ class GluonTask(Task):
         hp = self.hp
         self.ctx = contexts(self.plan)
         self.notes = prepared.notes
-        self.net = self.build_network(bool(hp.get("use_pretrained_model")), self.ctx)
+        start = prepared.data.get(PREPARED_KEY)  # incremental training: the model channel's model
+        self.net = self.build_network(bool(hp.get("use_pretrained_model")) and start is None, self.ctx)
         materialize(self.net, self.input_shape(), self.ctx[0])
+        if start is not None:
+            self.load_start_model(start.directory)
         self.twin = None  # the float32 copy that float16 training exports through
         if self.dtype == "float16":
             self.net.cast("float16")
@@ -156,6 +182,9 @@ class GluonTask(Task):
             kvstore=self.plan.kvstore,
         )
         self.train_pass, count = self.setup_data(prepared)
+        if count is None:  # a stream (Pipe mode) runs the equal batch count of pipe.batches_per_epoch
+            self.steps = None
+            return
         parts, _ = self.shard("train")
         # A host's ShardedByS3Key part has its own size, so the count every worker agrees on is
         # then the documented total; a FullyReplicated channel holds all of it on every host.
@@ -184,7 +213,16 @@ class GluonTask(Task):
         return y.astype("float32") if self.dtype == "float16" else y
 
     def batches(self, epoch: int) -> Iterator[Any]:
+        self.epoch, self.passes = epoch, 0
+        if self.steps is None:
+            return iter(self.train_pass())
         return equal_batches(self.train_pass, self.steps)
+
+    def pass_seed(self) -> int:
+        """A seed for the next pass over the training data: a function of the job seed, the
+        epoch and the pass only, so a resumed job shuffles and augments as an uninterrupted one."""
+        self.passes += 1
+        return derive(self.job.seed, "data", self.epoch, self.passes, self.plan.rank)
 
     def forward_backward(self, parts: list[tuple]) -> tuple[list, Any]:
         """Forward (recorded) and backward over every device's part; returns `forward`'s result.
@@ -227,13 +265,61 @@ class GluonTask(Task):
     # ---- state for a restarted job --------------------------------------------------------------
 
     def save_state(self, directory: Path) -> list[Path]:
-        """Weights and optimizer states (with the update count that drives the schedule)."""
+        """Weights and optimizer states (with the update count that drives the schedule).
+
+        On several hosts the optimizer runs on the parameter servers (update_on_kvstore), and
+        MXNet cannot save its states from a worker: only the weights are written, and a resumed
+        job restarts momentum (or Adam's moments) from zero with the schedule where it was
+        (`load_state`)."""
         directory.mkdir(parents=True, exist_ok=True)
         weights, states = directory / "weights.params", directory / "optimizer.states"
         self.net.save_parameters(str(weights))
-        self.trainer.save_states(str(states))
-        return [weights, states]
+        files = [weights]
+        if len(self.ctx) > 1:
+            # Each device keeps its own BatchNorm running statistics, and save_parameters stores
+            # their average: keep every device's, so a resumed job goes on with exactly them.
+            statistics = directory / DEVICE_STATISTICS
+            mx.nd.save(
+                str(statistics),
+                {
+                    f"{i}:{name}": value
+                    for name, param in structural_params(self.net).items()
+                    if param.grad_req == "null"
+                    for i, value in enumerate(param.list_data())
+                },
+            )
+            files.append(statistics)
+        if not self.plan.distributed:
+            self.trainer.save_states(str(states))
+            files.append(states)
+        return files
 
-    def load_state(self, directory: Path) -> None:
+    def load_state(self, directory: Path, updates: int, optimizer: bool = True) -> None:
+        """Continue from `save_state`'s files after `updates` optimizer steps; `optimizer=False`
+        keeps this job's fresh optimizer (its hyperparameters changed)."""
         self.net.load_parameters(str(directory / "weights.params"), ctx=self.ctx, cast_dtype=True)
-        self.trainer.load_states(str(directory / "optimizer.states"))
+        states = directory / "optimizer.states"
+        if optimizer and states.exists() and not self.plan.distributed:
+            self.trainer.load_states(str(states))
+        else:
+            self._fresh_optimizer_at(updates, warn=optimizer and self.plan.distributed)
+        if (directory / DEVICE_STATISTICS).exists() and len(self.ctx) > 1:
+            # After the kvstore's first pull, which copies the first device's values to all.
+            init_trainer(self.trainer)
+            saved = mx.nd.load(str(directory / DEVICE_STATISTICS))
+            for name, param in structural_params(self.net).items():
+                for i, value in enumerate(param.list_data()):
+                    if f"{i}:{name}" in saved:  # another device count keeps the average
+                        value[:] = saved[f"{i}:{name}"].astype(value.dtype).as_in_context(value.context)
+
+    def _fresh_optimizer_at(self, updates: int, warn: bool) -> None:
+        if warn:
+            log.warning(
+                "Optimizer states are not in checkpoints of multi-host jobs (the parameter servers hold "
+                "them, and MXNet cannot save them): momentum restarts from zero, the learning-rate "
+                "schedule continues from update %d",
+                updates,
+            )
+        # Set before the first step, so the optimizer the kvstore sends to the servers carries it.
+        opt = self.trainer.optimizer
+        opt.begin_num_update = opt.num_update = updates

@@ -6,13 +6,14 @@ before early stopping, so the best model is written before a decision to stop.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from sagemaker_cv.contract import logs
-from sagemaker_cv.training.engine import Hook, State
+from sagemaker_cv.training.engine import Hook, State, deferred
 from sagemaker_cv.training.task import Task
 
 log = logs.get("engine")
@@ -77,9 +78,10 @@ class Checkpointer(Hook):
     `frequency` epochs (all kept), or the last epoch without validation data; and always something
     when training ends early. Only the primary host writes."""
 
-    def __init__(self, enabled: bool, frequency: int | None = None):
+    def __init__(self, enabled: bool, frequency: int | None = None, stop: threading.Event | None = None):
         self.enabled = enabled
         self.frequency = frequency
+        self.stop = stop
         self.best_files: list[Path] = []
 
     def before_train(self, task: Task, state: State) -> None:
@@ -104,6 +106,12 @@ class Checkpointer(Hook):
     def after_train(self, task: Task, state: State) -> None:
         if not self.enabled or state.failed or state.saved_epoch is not None:
             return
+        if not state.epoch_trained:
+            log.info(
+                "Training stopped before the first epoch finished: no model was written "
+                "(an untrained network is not a model)"
+            )
+            return
         # Ended before any checkpoint was due (SIGTERM, or checkpoint_frequency longer than the
         # epochs run): keep what was learned, numbered as the epoch in progress.
         self._write(task, state, state.epoch + 1)
@@ -116,7 +124,8 @@ class Checkpointer(Hook):
         self.best_files = files
 
     def _write(self, task: Task, state: State, number: int) -> list[Path]:
-        files = task.save(number)
+        with deferred(self.stop):  # a stop never cuts a write short
+            files = task.save(number)
         state.saved_epoch = number
         task.log.saved_files(files)
         return files
@@ -241,14 +250,16 @@ def standard_hooks(
     primary: bool,
     decisions: StopDecisions | None = None,
     primary_host: str = "",
+    stop: threading.Event | None = None,
 ) -> list[Hook]:
     """The hooks of every job, in order. Only the primary writes; with `decisions` (several hosts)
-    the primary's early-stopping decision is shared with the others."""
+    the primary's early-stopping decision is shared with the others; `stop` (the signal's stop
+    request) is held off while the model is written."""
     hooks: list[Hook] = [
         EpochTimer(),
         Speedometer(task.log_interval),
         Evaluator(),
-        Checkpointer(enabled=primary, frequency=hp.get("checkpoint_frequency")),
+        Checkpointer(enabled=primary, frequency=hp.get("checkpoint_frequency"), stop=stop),
     ]
     if hp.get("early_stopping"):
         hooks.append(

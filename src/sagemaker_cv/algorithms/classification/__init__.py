@@ -2,8 +2,8 @@
 
 from sagemaker_cv.algorithms.classification import loglines
 from sagemaker_cv.algorithms.classification.channels import CHANNELS
-from sagemaker_cv.algorithms.classification.schema import SCHEMA
-from sagemaker_cv.algorithms.record import Algorithm
+from sagemaker_cv.algorithms.classification.schema import PRETRAINED_NETWORKS, SCHEMA
+from sagemaker_cv.algorithms.record import Algorithm, Incremental, Pretrained
 
 ALGORITHM = Algorithm(
     name="image-classification",
@@ -15,4 +15,11 @@ ALGORITHM = Algorithm(
     objectives=loglines.OBJECTIVES,
     distributed=True,
     task="sagemaker_cv.algorithms.classification.task:ClassificationTask",
+    pretrained=tuple(Pretrained(f"num_layers={n}", name) for n, name in PRETRAINED_NETWORKS.items()),
+    artifacts=("image-classification-*.params", "image-classification-symbol.json", "model-shapes.json"),
+    # The built-in's documented rule: "the same settings for num_layers, image_shape and num_classes".
+    incremental=Incremental(
+        keys=("num_classes", "num_layers", "image_shape"),
+        facts="sagemaker_cv.algorithms.classification.archive:archive_facts",
+    ),
 )

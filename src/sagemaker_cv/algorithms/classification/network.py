@@ -6,6 +6,7 @@ from __future__ import annotations
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
+from sagemaker_cv.algorithms.classification.schema import PRETRAINED_NETWORKS
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.training.export import initialize_missing
 from sagemaker_cv.training.pretrained import pretrained_file
@@ -45,14 +46,20 @@ class WithActivation(HybridBlock):
 
 
 def resnet(num_layers: int, classes: int) -> HybridBlock:
-    """ResNet v1 of any depth the built-in offers (the zoo lacks 200 and CIFAR 32/44 by name)."""
+    """The ResNet of each depth the built-in offers.
+
+    ImageNet-size depths are GluonCV's ResNet v1b (the stride-2 in the 3x3 convolution of a
+    bottleneck, as in torchvision's ResNet): the variant whose ImageNet weights are published today
+    (see training/pretrained.py). 200 is the same family (the zoo has no 200 by name); the CIFAR
+    depths are GluonCV's CIFAR ResNet v1."""
+    from gluoncv.model_zoo import get_model
     from gluoncv.model_zoo.cifarresnet import CIFARBasicBlockV1, CIFARResNetV1
-    from mxnet.gluon.model_zoo.vision.resnet import BottleneckV1, ResNetV1, get_resnet
+    from gluoncv.model_zoo.resnetv1b import BottleneckV1b, ResNetV1b
 
     if num_layers in (18, 34, 50, 101, 152):
-        return get_resnet(1, num_layers, classes=classes)
+        return get_model(f"resnet{num_layers}_v1b", classes=classes)
     if num_layers == 200:
-        return ResNetV1(BottleneckV1, [3, 24, 36, 3], [64, 256, 512, 1024, 2048], classes=classes)
+        return ResNetV1b(BottleneckV1b, [3, 24, 36, 3], classes=classes)
     if (num_layers - 2) % 6 == 0:
         n = (num_layers - 2) // 6
         return CIFARResNetV1(CIFARBasicBlockV1, [n] * 3, [16, 16, 32, 64], classes=classes)
@@ -66,24 +73,19 @@ def classification_network(
     weights with only the output layer re-initialised."""
     init = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
     if pretrained:
+        name = PRETRAINED_NETWORKS[num_layers]  # the schema accepts no other depth with pretrained=1
         backbone = resnet(num_layers, 1000)
-        path = pretrained_file(
-            f"resnet{num_layers}_v1",
-            # GluonCV publishes no 200-layer weights
-            "ImageNet weights of mxnet.gluon's ResNetV1 with bottleneck blocks [3, 24, 36, 3] (saved with "
-            "save_parameters)"
-            if num_layers == 200
-            else None,
-        )
+        path = pretrained_file(name)
         try:
             backbone.load_parameters(str(path), ctx=ctx)
         except (mx.base.MXNetError, AssertionError, ValueError) as exc:
             raise ClientError(
-                f"pretrained weights {path}: do not fit resnet{num_layers}_v1 ({str(exc)[:200]})"
+                f"pretrained weights {path}: do not fit {name} ({str(exc)[:200]}); "
+                f"re-import them with `sagemaker-cv weights import FILE --network {name}`"
             ) from None
         with backbone.name_scope():
-            backbone.output = nn.Dense(classes)
-        backbone.output.initialize(init, ctx=ctx)
+            backbone.fc = nn.Dense(classes, in_units=backbone.fc.weight.shape[1])
+        backbone.fc.initialize(init, ctx=ctx)
     else:
         backbone = resnet(num_layers, classes)
     net = Normalized(backbone, channels)

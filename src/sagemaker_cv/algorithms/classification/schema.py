@@ -18,21 +18,28 @@ from sagemaker_cv.schema.base import (
     Invalid,
     Param,
     Schema,
+    parse_int,
 )
 
+MAX_SIDE = 8192  # pixels; a larger network input does not fit a GPU, and overflows MXNet's shapes
 IMAGENET_LAYERS = (18, 34, 50, 101, 152, 200)
 CIFAR_LAYERS = (20, 32, 44, 56, 110)
+# Depths with public ImageNet weights (GluonCV's ResNet v1b, republished by timm): the only ones
+# use_pretrained_model=1 accepts. Nobody publishes a 200-layer v1b or CIFAR-style ImageNet model.
+PRETRAINED_NETWORKS = {n: f"resnet{n}_v1b" for n in (18, 34, 50, 101, 152)}
 ZERO_ONE = ("0", "1")
 
 
 def image_shape(text: str) -> tuple[int, int, int]:
     parts = [p.strip() for p in text.split(",")]
     try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
+        shape = tuple(parse_int(p) for p in parts)
+    except Invalid:
         shape = ()
-    if len(shape) != 3 or shape[0] not in (1, 3) or shape[1] < 1 or shape[2] < 1:
-        raise Invalid("expected 'channels,height,width' with channels 1 or 3, e.g. '3,224,224'")
+    if len(shape) != 3 or shape[0] not in (1, 3) or not all(1 <= side <= MAX_SIDE for side in shape[1:]):
+        raise Invalid(
+            "expected 'channels,height,width' with channels 1 or 3 and sides up to 8192, e.g. '3,224,224'"
+        )
     return shape  # type: ignore[return-value]
 
 
@@ -74,7 +81,7 @@ PARAMS = (
         "Input dimensions 'channels,height,width' of the network; images are cropped to height x width.",
         default=(3, 224, 224),
         convert=image_shape,
-        valid_text="'channels,height,width' with channels 1 or 3",
+        valid_text="'channels,height,width' with channels 1 or 3 and sides up to 8192",
     ),
     common.kv_store(),
     _float01("learning_rate", "Initial learning rate.", 0.1, True),
@@ -107,7 +114,7 @@ PARAMS = (
         "num_layers",
         INTEGER,
         "ResNet depth: 18, 34, 50, 101, 152, 200 for ImageNet-size images; 20, 32, 44, 56, 110 for "
-        "small (CIFAR-size) images. Transfer learning needs the first set.",
+        "small (CIFAR-size) images. Transfer learning needs 18, 34, 50, 101 or 152.",
         default=152,
         choices=IMAGENET_LAYERS + CIFAR_LAYERS,
     ),
@@ -166,13 +173,16 @@ def _rules(values: Mapping[str, Any], ctx: Context) -> tuple[list[str], list[str
         warnings.append(
             f"top_k={top_k} is ignored with multi_label=1 (top-k accuracy is for single-label data)"
         )
+    if values["learning_rate"] == 0:
+        warnings.append("learning_rate=0: the weights will not change; training runs but learns nothing")
     if values["use_weighted_loss"] and not values["multi_label"]:
         problems.append("use_weighted_loss=1: only valid with multi_label=1")
     if values["use_pretrained_model"]:
-        if values["num_layers"] not in IMAGENET_LAYERS:
+        if values["num_layers"] not in PRETRAINED_NETWORKS:
             problems.append(
-                f"num_layers={values['num_layers']}: transfer learning (use_pretrained_model=1) needs one of "
-                f"{', '.join(map(str, IMAGENET_LAYERS))}"
+                f"num_layers={values['num_layers']}: transfer learning (use_pretrained_model=1) needs ImageNet "
+                f"weights, which are published for num_layers {', '.join(map(str, PRETRAINED_NETWORKS))} only "
+                "(none for 200 or the CIFAR-size depths); choose one of those or set use_pretrained_model=0"
             )
         if values["image_shape"][0] != 3:
             problems.append("use_pretrained_model=1: needs 3-channel images (image_shape '3,h,w')")

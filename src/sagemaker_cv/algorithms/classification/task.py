@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from sagemaker_cv.algorithms.classification import data
+from sagemaker_cv.algorithms.classification import archive, data
 from sagemaker_cv.algorithms.classification.loglines import ClassificationLogLines
 from sagemaker_cv.algorithms.classification.network import WithActivation, classification_network
 from sagemaker_cv.algorithms.classification.records import LabelRules, PreparedRecords
+from sagemaker_cv.algorithms.classification.stream import ClassificationStream, StreamSpec
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.contract.files import write_text_atomic
 from sagemaker_cv.contract.job import Job
+from sagemaker_cv.inputs.pipe import PipeSettings
 from sagemaker_cv.training.devices import DevicePlan
-from sagemaker_cv.training.export import export_symbol_params
+from sagemaker_cv.training.export import export_symbol_params, load_exported
 from sagemaker_cv.training.gluon_task import GluonTask
+from sagemaker_cv.training.incremental import PREPARED_KEY
+from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.tally import Tally
 from sagemaker_cv.training.task import Metrics, Prepared
 
@@ -35,18 +41,26 @@ class ClassificationTask(GluonTask):
         hp = self.hp
         self.log = ClassificationLogLines()
         self.rules = LabelRules(hp.num_classes, hp.multi_label, hp.image_shape, hp.resize)
-        self.inputs = data.resolve_inputs(job.channels, job.paths)
+        self.inputs = data.resolve_inputs(job.channels, job.paths, hp)
 
     # ---- data ----------------------------------------------------------------------------------
 
     def check_data(self) -> Prepared:
         records: dict[str, PreparedRecords] = {}
         for split, files in (("train", self.inputs.train), ("validation", self.inputs.validation)):
+            if split in self.inputs.streams:
+                log.info(
+                    "Reading %s in Pipe mode from %s_0, %s_1, ... (checked as it streams)",
+                    split,
+                    self.job.paths.channel(split),
+                    self.job.paths.channel(split),
+                )
+                continue
             if self.inputs.format == "recordio":
                 log.info("Searching for .rec files in %s.", self.job.paths.channel(split))
             else:
                 for f in files:
-                    log.info("Creating record files for %s", f.name)
+                    log.info("Creating record files for %s", f.path.name)
             prepared = data.prepare(self.inputs, split, self.rules, self.scratch)
             if prepared is None:
                 continue
@@ -54,7 +68,15 @@ class ClassificationTask(GluonTask):
             if self.inputs.format == "lst":
                 log.info("Done creating record files for %s (%d images)", prepared.source, prepared.count)
         if self.hp.multi_label:
-            log.info("label-format is multi-hot")
+            formats = {s.label_format for s in self.inputs.streams.values() if s.layout} or {"multi-hot"}
+            log.info("label-format is %s", ", ".join(sorted(formats)))
+        notes = tuple(_skipped_note(p) for p in records.values() if p.skipped)
+        for note in notes:
+            log.warning(note)
+        counts = {split: p.count for split, p in records.items()}
+        data_by_split = {**records, **self.inputs.streams}
+        if "train" in self.inputs.streams:
+            return Prepared(counts, notes, data_by_split)
         train = records["train"]
         if train.count < self.hp.mini_batch_size:
             raise ClientError(
@@ -68,10 +90,7 @@ class ClassificationTask(GluonTask):
                 self.hp.num_training_samples,
                 train.count,
             )
-        notes = tuple(_skipped_note(p) for p in records.values() if p.skipped)
-        for note in notes:
-            log.warning(note)
-        return Prepared({split: p.count for split, p in records.items()}, notes, records)
+        return Prepared(counts, notes, data_by_split)
 
     # ---- network -------------------------------------------------------------------------------
 
@@ -86,14 +105,32 @@ class ClassificationTask(GluonTask):
         hp = self.hp
         log.info("use_pretrained_model: %d", int(hp.use_pretrained_model))
         log.info("multi_label: %d", int(hp.multi_label))
-        log.info(
-            "Using pretrained model for initializing weights and transfer learning."
-            if hp.use_pretrained_model
-            else "Performing random weight initialization"
-        )
+        if PREPARED_KEY in prepared.data:
+            if hp.use_pretrained_model:
+                log.info("use_pretrained_model=1 is not used: the model channel gives the weights")
+        else:
+            log.info(
+                "Using pretrained model for initializing weights and transfer learning."
+                if hp.use_pretrained_model
+                else "Performing random weight initialization"
+            )
         super().setup(prepared)
         self.export_block = WithActivation(self.twin or self.net, "sigmoid" if hp.multi_label else "softmax")
         self._log_parameters()
+
+    def load_start_model(self, directory: Path) -> None:
+        symbol, params, _ = archive.model_files(directory)
+        log.info("Using model weights from file %s.", params)
+        # The activation is no parameter: a multi-label model may start a single-label job and back.
+        activation = "sigmoid" if archive.output_activation(symbol) == "sigmoid" else "softmax"
+        problem = load_exported(WithActivation(self.net, activation), symbol, params)
+        if problem:
+            raise ClientError(
+                f"channel 'model': {problem}; the model must come from this image (SageMaker's built-in "
+                "algorithm trains MXNet's symbolic ResNet, a different network): start without the model "
+                "channel, or from a model.tar.gz of this image"
+            )
+        log.info("done loading checkpoint")
 
     def setup_data(self, prepared: Prepared):
         hp = self.hp
@@ -112,27 +149,56 @@ class ClassificationTask(GluonTask):
         if hp.top_k and not hp.multi_label:
             self.metric_names.append(f"top_k_accuracy_{hp.top_k}")
 
+        self.val_iter = self.val_stream = self.train_stream = None
+        if isinstance(self.val_records, StreamSpec):
+            self.val_stream = self._stream(self.val_records) if self.validates else None
+            self.val_records = None
+        elif self.val_records and self.validates:
+            self.val_iter = self._record_iter(self.val_records, train=False)
+        if isinstance(train, StreamSpec):
+            self.train_stream = self._stream(train)
+            return lambda: (batch for batch, _ in self.train_stream.epoch(self.pass_seed())), None
+
         parts, part = self.shard("train")
-        self.train_iter = data.record_iter(
-            train,
-            batch_size=hp.mini_batch_size,
-            rules=self.rules,
-            train=True,
-            augmentation=hp.augmentation_type,
-            num_parts=parts,
-            part_index=part,
-        )
-        self.val_iter = None
-        if self.val_records and self.validates:
-            self.val_iter = data.record_iter(
-                self.val_records, batch_size=hp.mini_batch_size, rules=self.rules, train=False
-            )
+        self.train_iter = None
 
         def one_pass():
-            self.train_iter.reset()
+            # A new iterator per pass, seeded by the epoch: a resumed job sees the same data order
+            # and augmentations as an uninterrupted one (MXNet cannot save an iterator's state).
+            self.train_iter = self._record_iter(
+                train, train=True, num_parts=parts, part_index=part, seed=self.pass_seed()
+            )
             return self.train_iter
 
         return one_pass, train.count
+
+    def _record_iter(self, prepared: PreparedRecords, *, train: bool, **kwargs):
+        """ImageRecordIter with this job's batch size, labels and augmentation (training only)."""
+        return data.record_iter(
+            prepared,
+            batch_size=self.hp.mini_batch_size,
+            rules=self.rules,
+            train=train,
+            augmentation=self.hp.augmentation_type,
+            **kwargs,
+        )
+
+    def _stream(self, spec: StreamSpec) -> ClassificationStream:
+        training = spec is self.inputs.streams.get("train")
+        workers, rank = (self.plan.num_workers, self.plan.rank) if training else (1, 0)
+        return ClassificationStream(
+            spec,
+            self.job.paths,
+            self.rules,
+            batch_size=self.hp.mini_batch_size,
+            scratch=self.scratch,
+            settings=PipeSettings.from_env(),
+            # The chunks are shuffled when written; read in order, a chunk that fails can go on.
+            make_iter=partial(self._record_iter, shuffle=False),
+            workers=workers,
+            rank=rank,
+            num_training_samples=self.hp.num_training_samples,
+        )
 
     def _log_parameters(self) -> None:
         hp = self.hp
@@ -197,10 +263,11 @@ class ClassificationTask(GluonTask):
 
     # ---- validation and export -------------------------------------------------------------------
 
-    def validate(self) -> Metrics | None:
-        if self.val_iter is None:
-            return None
-        tally = Tally()
+    def _validation_batches(self):
+        """(batch, samples of it to count) over the validation data."""
+        if self.val_stream is not None:
+            yield from self.val_stream.epoch(derive(self.job.seed, "validation", self.epoch), train=False)
+            return
         self.val_iter.reset()
         remaining = self.val_records.count
         for batch in self.val_iter:
@@ -210,6 +277,15 @@ class ClassificationTask(GluonTask):
             remaining -= keep
             if keep <= 0:
                 break
+            yield batch, keep
+
+    def validate(self) -> Metrics | None:
+        if self.val_iter is None and self.val_stream is None:
+            return None
+        tally = Tally()
+        for batch, keep in self._validation_batches():
+            if keep <= 0:
+                continue
             parts = self.device_parts(batch)
             outputs = [self.as_float32(self.net(x)) for x, _ in parts]
             out = mx.nd.concat(*[o.as_in_context(mx.cpu()) for o in outputs], dim=0)[:keep]
@@ -223,15 +299,24 @@ class ClassificationTask(GluonTask):
         _, ctx = self.export_source()
         sym_path, params_path = export_symbol_params(self.export_block, model_dir / PREFIX, epoch_number, ctx)
         shapes = model_dir / "model-shapes.json"
-        shapes.write_text(
-            json.dumps([{"shape": [self.hp.mini_batch_size, *self.hp.image_shape], "name": "data"}])
+        write_text_atomic(
+            shapes, json.dumps([{"shape": [self.hp.mini_batch_size, *self.hp.image_shape], "name": "data"}])
         )
         return [sym_path, params_path, shapes]
 
+    def epoch_notes(self) -> list[str]:
+        streams = [s for s in (self.train_stream, self.val_stream) if s and s.skipped]
+        return [*self.notes, *(_stream_note(s) for s in streams)]
+
     def close(self) -> None:
-        self.train_iter = self.val_iter = None
+        self.train_iter = self.val_iter = self.train_stream = self.val_stream = None
+
+
+def _stream_note(stream: ClassificationStream) -> str:
+    listed = ", ".join(stream.skipped[:5]) + (" ..." if len(stream.skipped) > 5 else "")
+    return f"Skipped {len(stream.skipped)} undecodable image(s) in the {stream.spec.channel} stream: {listed}"
 
 
 def _skipped_note(prepared: PreparedRecords) -> str:
-    listed = ", ".join(prepared.skipped[:5]) + (" ..." if len(prepared.skipped) > 5 else "")
-    return f"Skipped {len(prepared.skipped)} undecodable image(s) in {prepared.source}: {listed}"
+    listed = ", ".join(prepared.skipped[:5]) + (" ..." if prepared.skipped_count > 5 else "")
+    return f"Skipped {prepared.skipped_count} undecodable image(s) in {prepared.source}: {listed}"

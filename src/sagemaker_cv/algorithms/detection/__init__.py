@@ -3,7 +3,7 @@
 from sagemaker_cv.algorithms.detection import loglines
 from sagemaker_cv.algorithms.detection.channels import CHANNELS
 from sagemaker_cv.algorithms.detection.schema import SCHEMA
-from sagemaker_cv.algorithms.record import Algorithm
+from sagemaker_cv.algorithms.record import Algorithm, Pretrained
 
 ALGORITHM = Algorithm(
     name="object-detection",
@@ -14,4 +14,8 @@ ALGORITHM = Algorithm(
     metric_definitions=loglines.METRIC_DEFINITIONS,
     objectives=loglines.OBJECTIVES,
     distributed=True,
+    pretrained=(
+        Pretrained("base_network=vgg-16", "vgg16_atrous"),
+        Pretrained("base_network=resnet-50", "resnet50_v1b"),
+    ),
 )

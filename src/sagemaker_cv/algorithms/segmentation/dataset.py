@@ -32,9 +32,11 @@ from sagemaker_cv.algorithms.segmentation.labels import (
     parse_label_map,
     single_channel,
 )
+from sagemaker_cv.contract import files
 from sagemaker_cv.contract.errors import ClientError
 
 MAX_PROBLEMS = 12
+LABEL_MAP_LIMIT = 1 << 20
 
 
 class Unreadable(Exception):
@@ -91,17 +93,24 @@ def load_label_maps(directory: Path | None, num_classes: int) -> LabelMaps:
     its file uses the other split's map, or the default {"scale": 1} when there is none."""
     found: dict[str, LabelMap] = {}
     problems, notes = [], []
-    files = sorted(p for p in directory.rglob("*") if p.is_file()) if directory and directory.is_dir() else []
-    for path in files:
+    present = (
+        sorted(p for p in directory.rglob("*") if p.is_file()) if directory and directory.is_dir() else []
+    )
+    for path in present:
         split = {"train_label_map.json": "train", "validation_label_map.json": "validation"}.get(path.name)
         if split is None:
             notes.append(
                 f"label_map/{path.name}: not train_label_map.json or validation_label_map.json; ignored"
             )
             continue
+        name = f"label_map/{path.name}"
         try:
-            found[split] = parse_label_map(json.loads(path.read_text(encoding="utf-8")), num_classes)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            # A BOM (Windows editors write one) is fine; a file over 1 MiB is no label map.
+            text = files.read_text(path, name, limit=LABEL_MAP_LIMIT)
+            found[split] = parse_label_map(json.loads(text), num_classes)
+        except ClientError as exc:
+            problems.extend(exc.problems)
+        except json.JSONDecodeError as exc:
             problems.append(f"label_map/{path.name}: not valid JSON ({exc})")
         except LabelMapError as exc:
             problems.append(f"label_map/{path.name}: {exc}")
@@ -162,8 +171,8 @@ def scan_split(
     def shown(path: Path, root: Path) -> str:
         return f"{root.name}/{path.relative_to(root).as_posix()}"
 
-    for files, root in ((images, image_dir), (masks, mask_dir)):
-        for paths in files.values():
+    for by_stem, root in ((images, image_dir), (masks, mask_dir)):
+        for paths in by_stem.values():
             if len(paths) > 1:
                 names = " and ".join(shown(p, root) for p in paths)
                 problems.append(f"{names}: several files with the same name stem; keep one")

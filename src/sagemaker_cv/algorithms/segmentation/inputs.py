@@ -1,6 +1,6 @@
 """Which channels hold what for semantic segmentation, and the refusals of what this version does
-not read. The seam for augmented manifests in Pipe mode and for the model channel is here: each
-is refused by name until its reader exists."""
+not read. The seam for augmented manifests (Pipe mode, `-ref` PNG masks) is here: refused by name
+until its reader exists. The `model` channel is training.incremental's."""
 
 from __future__ import annotations
 
@@ -33,18 +33,15 @@ def resolve(channels: dict[str, Channel], paths: MLPaths) -> Paths:
     problems = []
     for name, ch in channels.items():
         if name == "model":
-            problems.append(
-                "channel 'model': incremental training from a model.tar.gz is not supported by this image; "
-                "remove the channel"
-            )
-        elif name not in KNOWN:
+            continue  # checked and read by training.incremental
+        if name not in KNOWN:
             problems.append(
                 f"channel {name!r}: not used by semantic segmentation (expected {', '.join(KNOWN)})"
             )
         if ch.input_mode == "Pipe":
             problems.append(
-                f"channel {name!r}: Pipe input mode (augmented manifests) is not supported; use File or FastFile "
-                "with image and PNG channels"
+                f"channel {name!r}: Pipe input mode (augmented manifests with -ref PNG masks) is not supported "
+                "for semantic-segmentation in this version; use File or FastFile with image and PNG channels"
             )
         elif ch.media_type == RECORDIO or (ch.record_wrapper or "").lower() == "recordio":
             problems.append(

@@ -5,14 +5,15 @@ threads use every core without copying batches between processes. Batches stay n
 images, NHW class indices with 255 = ignore) until the task moves them to its devices, a quarter of
 the bytes of float32.
 
-Every training sample's augmentation is drawn from a generator seeded by (seed, pass, index), so
-a run is reproducible whatever thread prepares which sample.
+Every training sample's augmentation is drawn from a generator seeded by (pass seed, index), so
+a run is reproducible whatever thread prepares which sample; the pass seed comes from the task
+(job seed, epoch, pass), so a resumed job shuffles and augments as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from mxnet.gluon.data import BatchSampler, DataLoader, Dataset, Sampler
@@ -22,19 +23,18 @@ from sagemaker_cv.algorithms.segmentation.transforms import center_crop, train_s
 
 
 class Passes(Sampler):
-    """Yields (pass, index) over this worker's part of the samples, reshuffled every pass."""
+    """Yields (pass seed, index) over this worker's part of the samples, reshuffled every pass
+    with a seed from `pass_seed` (None: in order, seed 0)."""
 
-    def __init__(self, indices: list[int], seed: int, shuffle: bool = True):
-        self.indices, self.seed, self.shuffle = indices, seed, shuffle
-        self.passes = 0
+    def __init__(self, indices: list[int], pass_seed: Callable[[], int] | None):
+        self.indices, self.pass_seed = indices, pass_seed
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        number = self.passes
-        self.passes += 1
-        order = self.indices
-        if self.shuffle:
-            order = list(np.random.default_rng([self.seed, number]).permutation(self.indices))
-        return iter([(number, int(i)) for i in order])
+        if self.pass_seed is None:
+            return iter([(0, int(i)) for i in self.indices])
+        seed = self.pass_seed()
+        order = np.random.default_rng(seed).permutation(self.indices)
+        return iter([(seed, int(i)) for i in order])
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -44,11 +44,9 @@ class SegmentationSamples(Dataset):
     """One split's samples decoded and transformed: "train" (random crops), "center" (crop_size
     centre crops) or "whole" (the image as it is)."""
 
-    def __init__(
-        self, split: Split, num_classes: int, mode: str, crop_size: int, base_size: int, seed: int = 0
-    ):
+    def __init__(self, split: Split, num_classes: int, mode: str, crop_size: int, base_size: int):
         self.split, self.num_classes, self.mode = split, num_classes, mode
-        self.crop_size, self.base_size, self.seed = crop_size, base_size, seed
+        self.crop_size, self.base_size = crop_size, base_size
 
     def __len__(self) -> int:
         return self.split.count
@@ -61,10 +59,10 @@ class SegmentationSamples(Dataset):
         return read_image(image_path), classes
 
     def __getitem__(self, key) -> tuple[np.ndarray, np.ndarray]:
-        number, index = key if isinstance(key, tuple) else (0, key)
+        seed, index = key if isinstance(key, tuple) else (0, key)
         image, mask = self.load(index)
         if self.mode == "train":
-            rng = np.random.default_rng([self.seed, number, index])
+            rng = np.random.default_rng([seed, index])
             return train_sample(image, mask, self.base_size, self.crop_size, rng)
         if self.mode == "center":
             return center_crop(image, mask, self.crop_size)
@@ -80,16 +78,21 @@ def default_workers() -> int:
 
 
 def train_loader(
-    samples: SegmentationSamples, batch_size: int, num_parts: int, part_index: int, workers: int | None
+    samples: SegmentationSamples,
+    batch_size: int,
+    num_parts: int,
+    part_index: int,
+    workers: int | None,
+    pass_seed: Callable[[], int],
 ) -> DataLoader:
     """Shuffled batches of this worker's part. A pass's remainder rolls over into the next pass
     (as the recipe's `last_batch='rollover'`): every batch is full, BatchNorm never sees one sample."""
-    passes = Passes(list(range(part_index, len(samples), num_parts)), seed=samples.seed)
+    passes = Passes(list(range(part_index, len(samples), num_parts)), pass_seed)
     return _loader(samples, BatchSampler(passes, batch_size, "rollover"), workers)
 
 
 def validation_loader(samples: SegmentationSamples, batch_size: int, workers: int | None) -> DataLoader:
-    passes = Passes(list(range(len(samples))), seed=0, shuffle=False)
+    passes = Passes(list(range(len(samples))), None)
     return _loader(samples, BatchSampler(passes, batch_size, "keep"), workers)
 
 

@@ -149,11 +149,7 @@ def load_backbone(model: HybridBlock, backbone: str, ctx: list) -> None:
     """Load GluonCV's ImageNet `resnet*_v1s` parameters into the network's backbone blocks (which
     carry the same structural names); the heads keep their fresh initialisation."""
     name = pretrained_name(backbone)
-    path = pretrained_file(
-        name,
-        f"the ImageNet weights of GluonCV's {name} (`sagemaker-cv weights import` writes them, or "
-        f"gluoncv.model_zoo.get_model('{name}', pretrained=True) downloads them on a machine with network)",
-    )
+    path = pretrained_file(name)
     try:
         saved = mx.nd.load(str(path))
     except mx.base.MXNetError as exc:
@@ -173,7 +169,10 @@ def load_backbone(model: HybridBlock, backbone: str, ctx: list) -> None:
     ]
     if missing or wrong:
         detail = f"missing {', '.join(missing[:3])}" if missing else f"shapes differ: {', '.join(wrong[:3])}"
-        raise ClientError(f"pretrained weights {path}: do not fit {name} ({detail})")
+        raise ClientError(
+            f"pretrained weights {path}: do not fit {name} ({detail}); "
+            f"re-import them with `sagemaker-cv weights import FILE --network {name}`"
+        )
     try:
         model.load_parameters(str(path), ctx=ctx, allow_missing=True, ignore_extra=True)
     except (mx.base.MXNetError, AssertionError, ValueError) as exc:

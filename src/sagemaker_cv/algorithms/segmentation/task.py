@@ -12,7 +12,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from sagemaker_cv.algorithms.segmentation import inputs
+from sagemaker_cv.algorithms.segmentation import archive, inputs
 from sagemaker_cv.algorithms.segmentation.loader import (
     SegmentationSamples,
     train_loader,
@@ -26,15 +26,16 @@ from sagemaker_cv.algorithms.segmentation.schedule import IterationSchedule
 from sagemaker_cv.algorithms.segmentation.transforms import round_up8
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.contract.files import atomic_path, write_text_atomic
 from sagemaker_cv.contract.job import Job
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params
 from sagemaker_cv.training.gluon_task import GluonTask
+from sagemaker_cv.training.incremental import PREPARED_KEY
 from sagemaker_cv.training.task import Metrics, Prepared
 
 log = logs.get("segmentation")
-MODEL = "model_algo-1"
-SEED = 0
+MODEL = archive.MODEL
 
 
 class SegmentationTask(GluonTask):
@@ -55,7 +56,6 @@ class SegmentationTask(GluonTask):
         self.paths = inputs.resolve(job.channels, job.paths)
         # SyncBatchNorm makes the devices meet inside every BatchNorm: one device needs none.
         self.sync_devices = plan.count if hp.syncbn and plan.count > 1 else 0
-        self.epoch = 0
 
     # ---- data ----------------------------------------------------------------------------------
 
@@ -136,14 +136,15 @@ class SegmentationTask(GluonTask):
 
     def setup(self, prepared: Prepared) -> None:
         hp = self.hp
-        log.info(
-            "Using the ImageNet weights of the backbone for transfer learning."
-            if hp.use_pretrained_model
-            else "Performing random weight initialization"
-        )
-        # Reproducible runs: the initial weights and dropout draw from MXNet's generator (the data
-        # order and augmentation have their own seeds).
-        mx.random.seed(SEED)
+        if PREPARED_KEY in prepared.data:
+            if hp.use_pretrained_model:
+                log.info("use_pretrained_model=1 is not used: the model channel gives the weights")
+        else:
+            log.info(
+                "Using the ImageNet weights of the backbone for transfer learning."
+                if hp.use_pretrained_model
+                else "Performing random weight initialization"
+            )
         super().setup(prepared)
         self.whole = WholeImage(self.net)
         self.whole.hybridize()
@@ -167,6 +168,25 @@ class SegmentationTask(GluonTask):
             f"kv_store {self.plan.kvstore}" if self.plan.kvstore else "one device",
         )
 
+    def load_start_model(self, directory: Path) -> None:
+        """The earlier job's `model_algo-1` (GluonCV parameters, as the built-in writes them) into
+        GluonCV's network; the archive's hyperparameters were checked against this job's."""
+        path = archive.model_file(directory)
+        log.info("Using model weights from file %s.", path)
+        try:
+            self.net.model.load_parameters(str(path), ctx=self.ctx)
+        except (mx.base.MXNetError, AssertionError, ValueError) as exc:
+            raise ClientError(
+                f"channel 'model': {path.name} does not fit {self.hp.algorithm} {self.hp.backbone} with "
+                f"num_classes={self.hp.num_classes} ({str(exc)[:200]}); start without the model channel, or "
+                "from a model.tar.gz of a job with the same network"
+            ) from None
+        log.info("done loading checkpoint")
+
+    def load_state(self, directory: Path, updates: int, optimizer: bool = True) -> None:
+        super().load_state(directory, updates, optimizer)
+        self.updates = updates  # the logged learning rate continues where the job stopped
+
     def setup_data(self, prepared: Prepared):
         hp = self.hp
         self.loss_fn = MixedLoss(hp._aux_weight if hp._aux_loss else None)
@@ -180,7 +200,9 @@ class SegmentationTask(GluonTask):
                 f"mini_batch_size={hp.mini_batch_size} per host; add images or lower mini_batch_size"
             )
         samples = SegmentationSamples(train, hp.num_classes, "train", self.crop_size, hp.base_size)
-        self.train_loader = train_loader(samples, hp.mini_batch_size, parts, part, hp._workers)
+        self.train_loader = train_loader(
+            samples, hp.mini_batch_size, parts, part, hp._workers, self.pass_seed
+        )
         self.val_loader = None
         validation = prepared.data.get("validation")
         if validation is not None and self.validates:
@@ -190,10 +212,6 @@ class SegmentationTask(GluonTask):
         return (lambda: iter(self.train_loader)), train.count
 
     # ---- training ----------------------------------------------------------------------------------
-
-    def batches(self, epoch: int):
-        self.epoch = epoch
-        return super().batches(epoch)
 
     def train_step(self, batch) -> int:
         samples = super().train_step(batch)
@@ -276,9 +294,11 @@ class SegmentationTask(GluonTask):
         mx.nd.waitall()
         source, ctx = self.export_source()
         model = model_dir / MODEL
-        source.model.save_parameters(str(model))
+        # Under a temporary name, then renamed: a job stopped mid-write leaves no truncated model.
+        with atomic_path(model) as temp:
+            source.model.save_parameters(str(temp))
         hyperparams = model_dir / "hyperparams.json"
-        hyperparams.write_text(json.dumps(self._string_hyperparameters(), indent=2, sort_keys=True))
+        write_text_atomic(hyperparams, json.dumps(self._string_hyperparameters(), indent=2, sort_keys=True))
         sym, params = export_symbol_params(self.export_whole, model_dir / MODEL, 0, ctx)
         return [model, hyperparams, sym, params]
 

@@ -1,0 +1,3 @@
+from sagemaker_cv.tools.weights import main
+
+raise SystemExit(main())
