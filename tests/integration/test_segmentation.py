@@ -20,8 +20,8 @@ PREFIX = r"\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d (?:INFO|WARNING) \d+\] "
 NUM = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
 LEARN = {
     "epochs": 10,
-    "crop_size": 40,
-    "base_size": 48,
+    "crop_size": 32,
+    "base_size": 40,
     "mini_batch_size": 8,
     "validation_mini_batch_size": 1,
     "optimizer": "adam",
@@ -60,14 +60,14 @@ def independent_miou(root, classes: int = 3) -> float:
 def test_learns_the_toy_set_and_writes_the_builtins_logs_and_artifacts(tmp_path):
     root = tmp_path / "ml"
     write_segmentation_tree(root, train=48, validation=8, label_map="map", hyperparameters=LEARN)
-    # Seeded: one CPU device trains bit for bit the same. Best mIOU after 10 epochs (about 60 s on
-    # 2 cores) varies with the seed: 0.42 (seed 0), 0.53 (seed 1), 0.54 and 0.75 (other seeds).
+    # Seeded: one CPU device trains bit for bit the same. The best mIOU after 10 epochs varies with
+    # the seed: measured 0.625 (seed 1) and 0.636 (seed 2) at crop 32, 0.42-0.75 at crop 40.
     run = train(root, "--algorithm", "semantic-segmentation", SAGEMAKER_CV_SEED=1)
     assert run.code == 0, run.out[-3000:]
 
     # Learned: "everything is background" scores about 0.27 here (one class of three, ~80 % of pixels).
     mious = logged(run, "mIOU")
-    assert len(mious) == 10 and max(mious) > 0.45, mious
+    assert len(mious) == 10 and max(mious) > 0.5, mious
     assert len(logged(run, "pixel_accuracy")) == 10
 
     # The built-in's lines, exactly.
@@ -101,7 +101,7 @@ def test_learns_the_toy_set_and_writes_the_builtins_logs_and_artifacts(tmp_path)
         "model_algo-1-symbol.json",
     ]
     hp = json.loads((root / "model" / "hyperparams.json").read_text())
-    assert hp["algorithm"] == "fcn" and hp["backbone"] == "resnet-50" and hp["crop_size"] == "40"
+    assert hp["algorithm"] == "fcn" and hp["backbone"] == "resnet-50" and hp["crop_size"] == "32"
 
     # The exported graph of the best epoch scores the validation images, decoded independently, with
     # the best logged mIOU.
@@ -110,9 +110,9 @@ def test_learns_the_toy_set_and_writes_the_builtins_logs_and_artifacts(tmp_path)
     # model_algo-1 loads into GluonCV's FCN, as users of the built-in load it, and agrees with the graph.
     from gluoncv.model_zoo.fcn import FCN
 
-    fcn = FCN(3, backbone="resnet50", aux=True, pretrained_base=False, crop_size=40)
+    fcn = FCN(3, backbone="resnet50", aux=True, pretrained_base=False, crop_size=32)
     fcn.load_parameters(str(root / "model" / "model_algo-1"))
-    image = cv2.imread(str(sorted((root / "input/data/validation").iterdir())[0]))[:40, :40, ::-1]
+    image = cv2.imread(str(sorted((root / "input/data/validation").iterdir())[0]))[:32, :32, ::-1]
     raw = mx.nd.array(image.transpose(2, 0, 1)[None].astype(np.float32))
     mean = mx.nd.array([123.675, 116.28, 103.53]).reshape((1, 3, 1, 1))
     std = mx.nd.array([58.395, 57.12, 57.375]).reshape((1, 3, 1, 1))
