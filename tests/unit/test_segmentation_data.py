@@ -196,3 +196,20 @@ def test_channels_that_this_version_refuses_are_named(tmp_path):
         with pytest.raises(ClientError) as info:
             inputs.resolve(channels, paths)
         assert message in str(info.value), message
+
+
+def test_a_model_archive_gives_its_network_from_hyperparams_json(tmp_path):
+    from sagemaker_cv.algorithms.segmentation import archive
+
+    with pytest.raises(ClientError, match="the archive lacks model_algo-1, hyperparams.json"):
+        archive.archive_facts(tmp_path)
+    (tmp_path / "model_algo-1").write_bytes(b"")
+    # As the built-in writes it: every value a string, and keys that do not shape the network.
+    hp = {"algorithm": "deeplab", "backbone": "resnet-101", "num_classes": "21", "crop_size": "480"}
+    (tmp_path / "hyperparams.json").write_text(json.dumps({**hp, "epochs": "30"}))
+    assert archive.archive_facts(tmp_path) == {
+        "algorithm": "deeplab",
+        "backbone": "resnet-101",
+        "num_classes": 21,
+        "crop_size": 480,
+    }
