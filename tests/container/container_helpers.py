@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+PREFIX = "image-classification"
+# Local mode's compose file always puts the containers on this user-defined bridge network.
+LOCAL_NETWORK = "sagemaker-local"
 CPU_TAG = "sagemaker-cv-test:image-classification-cpu"
 GPU_TAG = "sagemaker-cv-test:image-classification-gpu"
 BUILD_TIMEOUT = 40 * 60  # a cold GPU build downloads ~3 GB of wheels
@@ -41,3 +46,53 @@ def make_tree(root: Path, **hyperparameters: str) -> dict:
 
 def read_json(path: Path):
     return json.loads(path.read_text())
+
+
+def has_compose() -> bool:
+    """`docker compose` (v2) or Debian's `docker-compose`: local mode of either SDK runs one of them."""
+    if shutil.which("docker-compose"):
+        return True
+    return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+
+
+def remove_local_mode_leftovers(root: Path, network_existed: bool) -> None:
+    """Local mode leaves its exited containers and its network behind: remove the containers whose
+    compose project lives under `root`, then the network unless it was there before."""
+    listed = docker(
+        "ps", "-a", "-q", "--filter", "label=com.docker.compose.project.working_dir"
+    ).stdout.split()
+    for container in listed:
+        workdir = docker(
+            "inspect",
+            "--format",
+            '{{index .Config.Labels "com.docker.compose.project.working_dir"}}',
+            container,
+        ).stdout.strip()
+        if workdir.startswith(str(root)):
+            docker("rm", "-f", container)
+    if not network_existed:
+        docker("network", "rm", LOCAL_NETWORK)
+
+
+def assert_model_loads(model_dir: Path, num_classes: int) -> list[str]:
+    """The built-in's artifact names, loadable by mxnet here on the host, predicting num_classes;
+    returns the file names."""
+    import mxnet as mx
+    import numpy as np
+
+    names = sorted(p.name for p in model_dir.iterdir())
+    params = [n for n in names if re.fullmatch(rf"{PREFIX}-\d{{4}}\.params", n)]
+    assert f"{PREFIX}-symbol.json" in names, names
+    assert "model-shapes.json" in names, names
+    assert params, f"no {PREFIX}-NNNN.params in {names}"
+    shapes = read_json(model_dir / "model-shapes.json")
+    assert shapes[0]["name"] == "data", shapes
+    _, channels, height, width = shapes[0]["shape"]
+
+    net = mx.gluon.nn.SymbolBlock.imports(
+        str(model_dir / f"{PREFIX}-symbol.json"), ["data"], str(model_dir / params[-1]), ctx=mx.cpu()
+    )
+    out = net(mx.nd.random.uniform(0, 255, (2, channels, height, width))).asnumpy()
+    assert out.shape == (2, num_classes)
+    assert np.isfinite(out).all()
+    return names

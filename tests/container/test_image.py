@@ -7,13 +7,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from container_helpers import docker, make_tree, read_json, record_seconds
+from container_helpers import assert_model_loads, docker, make_tree, record_seconds
 
 pytestmark = pytest.mark.container
-
-PREFIX = "image-classification"
 
 
 def run_job(image: str, tree: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -25,27 +22,6 @@ def run_job(image: str, tree: Path, *args: str, timeout: float = 900) -> subproc
         f"docker run {' '.join(args) or '(no argument)'} [{tree.parent.name}]", time.monotonic() - start
     )
     return result
-
-
-def assert_model_loads(model_dir: Path, num_classes: int) -> None:
-    """The built-in's artifact names, loadable by mxnet here on the host, predicting num_classes."""
-    import mxnet as mx
-
-    names = sorted(p.name for p in model_dir.iterdir())
-    params = [n for n in names if re.fullmatch(rf"{PREFIX}-\d{{4}}\.params", n)]
-    assert f"{PREFIX}-symbol.json" in names, names
-    assert "model-shapes.json" in names, names
-    assert params, f"no {PREFIX}-NNNN.params in {names}"
-    shapes = read_json(model_dir / "model-shapes.json")
-    assert shapes[0]["name"] == "data", shapes
-    _, channels, height, width = shapes[0]["shape"]
-
-    net = mx.gluon.nn.SymbolBlock.imports(
-        str(model_dir / f"{PREFIX}-symbol.json"), ["data"], str(model_dir / params[-1]), ctx=mx.cpu()
-    )
-    out = net(mx.nd.random.uniform(0, 255, (2, channels, height, width))).asnumpy()
-    assert out.shape == (2, num_classes)
-    assert np.isfinite(out).all()
 
 
 @pytest.mark.parametrize("args", [("train",), ()], ids=["train", "no-argument"])

@@ -1,28 +1,25 @@
 """The SageMaker Python SDK v2's local mode against the image: what users run before paying for
-a training job. Needs docker compose (`docker compose` or Debian's `docker-compose` package)."""
+a training job. Needs docker compose (`docker compose` or Debian's `docker-compose` package).
+SDK v3's local mode is in test_local_mode_v3.py."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tarfile
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from container_helpers import docker, make_tree, record_seconds
+from container_helpers import (
+    LOCAL_NETWORK,
+    docker,
+    has_compose,
+    make_tree,
+    record_seconds,
+    remove_local_mode_leftovers,
+)
 
 pytestmark = pytest.mark.container
-
-# Local mode's compose file always puts the containers on this user-defined bridge network.
-NETWORK = "sagemaker-local"
-
-
-def _has_compose() -> bool:
-    if shutil.which("docker-compose"):
-        return True
-    return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
 
 
 @pytest.fixture
@@ -32,7 +29,7 @@ def local_session(tmp_path, monkeypatch):
     )
     if not sagemaker.__version__.startswith("2."):
         pytest.skip(f"sagemaker {sagemaker.__version__}: this test drives SDK v2's local mode")
-    if not _has_compose():
+    if not has_compose():
         pytest.skip("no docker compose: install Debian's docker-compose package or the compose plugin")
     from sagemaker.local import LocalSession
 
@@ -40,27 +37,11 @@ def local_session(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     # No EC2 metadata lookups (each would wait for a timeout on a machine outside EC2).
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    network_existed = docker("network", "inspect", NETWORK).returncode == 0
+    network_existed = docker("network", "inspect", LOCAL_NETWORK).returncode == 0
     session = LocalSession()
     session.config = {"local": {"local_code": True, "container_root": str(tmp_path)}}
     yield session
-    # The SDK leaves its exited containers and the network behind: remove this test's containers
-    # (compose labels them with the project directory, inside tmp_path), then the network unless
-    # it was there before.
-    listed = docker(
-        "ps", "-a", "-q", "--filter", "label=com.docker.compose.project.working_dir"
-    ).stdout.split()
-    for container in listed:
-        workdir = docker(
-            "inspect",
-            "--format",
-            '{{index .Config.Labels "com.docker.compose.project.working_dir"}}',
-            container,
-        ).stdout.strip()
-        if workdir.startswith(str(tmp_path)):
-            docker("rm", "-f", container)
-    if not network_existed:
-        docker("network", "rm", NETWORK)
+    remove_local_mode_leftovers(tmp_path, network_existed)
 
 
 def _fit(session, image: str, tmp_path: Path, instance_count: int, **extra_hp: str) -> Path:

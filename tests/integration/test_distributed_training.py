@@ -47,21 +47,29 @@ def free_ports() -> int:
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path, hosts: int, hyperparameters: dict | None = None, per_class: int = 16):
+    def __init__(
+        self,
+        tmp_path: Path,
+        hosts: int,
+        hyperparameters: dict | None = None,
+        per_class: int = 16,
+        resource: dict | None = None,
+        image_size: int = 24,
+    ):
         self.names = [f"algo-{i + 1}" for i in range(hosts)]
         self.roots = [tmp_path / name for name in self.names]
         write_example_tree(
             self.roots[0],
             per_class=per_class,
             val_per_class=4,
-            image_size=24,
+            image_size=image_size,
             hyperparameters={**HP, **(hyperparameters or {})},
         )
         for root in self.roots[1:]:
             shutil.copytree(self.roots[0], root)
         for name, root in zip(self.names, self.roots):
             (root / "input/config/resourceconfig.json").write_text(
-                json.dumps({"current_host": name, "hosts": self.names})
+                json.dumps({"current_host": name, "hosts": self.names, **(resource or {})})
             )
         self.port = free_ports()
         self.procs: dict[str, subprocess.Popen] = {}
@@ -212,14 +220,24 @@ def test_dist_sync_three_hosts_hold_identical_parameters_and_only_the_primary_wr
     assert not any(alive(pid) for pid in c.role_pids().values())
 
 
-def test_dist_async_two_hosts_completes(cluster):
+def test_dist_async_two_hosts_completes_in_one_shared_model_directory(cluster):
     c = cluster(2, hyperparameters={"kv_store": "dist_async"})
+    # As SDK v3 local mode mounts it: one model directory for every host, never emptied, with an
+    # earlier run's model in it. The primary removes that (only the primary writes the model).
+    shared = c.roots[0] / "model"
+    (shared / "image-classification-0007.params").write_bytes(b"an earlier run's")
+    (shared / "notes.txt").write_text("the user's")
+    (c.roots[1] / "model").rmdir()
+    (c.roots[1] / "model").symlink_to(shared)
     c.start()
     codes = c.wait(300)
     assert codes == {"algo-1": 0, "algo-2": 0}, c.tail("algo-1") + c.tail("algo-2")
     assert "kv_store: dist_async" in c.log("algo-2")
-    assert (c.roots[0] / "model" / "image-classification-symbol.json").exists()
-    assert list((c.roots[1] / "model").iterdir()) == []
+    written = sorted(p.name for p in shared.iterdir())
+    assert written[1:] == ["image-classification-symbol.json", "model-shapes.json", "notes.txt"], written
+    assert re.fullmatch(r"image-classification-000[12]\.params", written[0]), written
+    assert "Removed the model files an earlier run left" in c.log("algo-1")
+    assert "Removed the model files" not in c.log("algo-2")
 
 
 def test_early_stopping_is_decided_by_the_primary_and_followed_by_every_host(cluster):
@@ -237,6 +255,65 @@ def test_early_stopping_is_decided_by_the_primary_and_followed_by_every_host(clu
     assert primary and other and primary.group(1) == other.group(1)
     epochs = [len(re.findall(r"Epoch\[\d+\] Train-accuracy", c.log(n))) for n in c.names]
     assert epochs[0] == epochs[1] == int(primary.group(1)) + 1 < 10
+
+
+# ---- the end of training -------------------------------------------------------------------------
+
+
+def test_a_worker_that_finishes_first_has_sent_its_last_gradients(cluster):
+    # Python runs ahead of MXNet's engine: nothing waits for it during an epoch unless a batch line
+    # reads the metrics (not with the default interval of 20 and short epochs). algo-2's worker
+    # leaves the instant its training ends (SAGEMAKER_CV_TEST_EXIT_WHEN_TRAINED, the earliest a
+    # finished worker could exit). Without the end-of-epoch synchronisation its last gradient
+    # pushes were still queued in the engine then, never reached the servers, and algo-1 waited
+    # for them forever (issue seen as a two-host job that hangs at the end of training). With it,
+    # algo-1 completes its last update, validates and saves.
+    # resourceconfig names the interface SDK v3 local mode writes, which these hosts do not have:
+    # the servers and workers bind the host's own address instead.
+    c = cluster(2, hyperparameters={"epochs": "1"}, resource={"network_interface_name": "ethwe"})
+    quiet = {
+        "SAGEMAKER_CV_LOG_INTERVAL": "100",
+        "SAGEMAKER_CV_DUMP_PARAMS": "",
+    }  # neither waits for the engine
+    c.start(env={"algo-1": quiet, "algo-2": {**quiet, "SAGEMAKER_CV_TEST_EXIT_WHEN_TRAINED": "1"}})
+    codes = c.wait(FAULT_BOUND + 60)
+    assert codes == {"algo-1": 0, "algo-2": 0}, c.tail("algo-1") + c.tail("algo-2")
+    assert "Exiting as soon as training ended" in c.log("algo-2")
+    for name in c.names:
+        assert re.search(
+            rf"Host {name}: network interface 'ethwe' \(resourceconfig.json network_interface_name\) has no IPv4 "
+            r"address on this host; binding the parameter server's ports to this host's own address 127\.0\.0\.1",
+            c.log(name),
+        ), c.tail(name)
+    assert "Epoch[0] Validation-accuracy=" in c.log("algo-1")
+    assert (c.roots[0] / "model" / "image-classification-0001.params").exists()
+    # algo-1's worker then waits in the kvstore's exit barrier for the worker that left: ended.
+    assert "worker on host algo-1 saved the model but did not exit within 10 s; ending it" in c.log("algo-1")
+
+
+def test_a_worker_that_left_with_gradients_unsent_fails_the_job_fast(cluster):
+    # algo-2's worker exits (code 0, as if finished) after step 2 of 3: the servers never get its
+    # gradients for the last step, so algo-1 can never complete it. The job must fail once every
+    # other worker is gone and the primary waited a lost heartbeat's time, not at the stall deadline.
+    c = cluster(2, hyperparameters={"epochs": "1"})
+    peer = {"SAGEMAKER_CV_PEER_TIMEOUT": "10"}
+    c.start(env={"algo-1": peer, "algo-2": {**peer, "SAGEMAKER_CV_TEST_EXIT_AT_STEP": "2"}})
+    c.wait_for("algo-2", r"Exiting after step 2")
+    left = time.monotonic()
+    pids = c.role_pids()
+    elapsed = assert_all_gone(c, left, pids)
+    assert elapsed > 8, elapsed  # the primary waited its PEER_TIMEOUT, not less
+    for name in c.names:
+        reason = c.failure(name)
+        assert reason.startswith(
+            "AlgorithmError: DistributedTrainingError: launcher on host algo-1: the worker has "
+        ), reason
+        assert re.search(
+            r"waited \d+ s \(SAGEMAKER_CV_PEER_TIMEOUT\) (after step \d|at the end of epoch 0) for the parameter "
+            r"server although every other host's worker had finished training: gradients of a finished worker "
+            r"never reached the servers",
+            reason,
+        ), reason
 
 
 # ---- faults --------------------------------------------------------------------------------------
@@ -275,11 +352,13 @@ def test_killed_server_fails_every_host(cluster):
 
 def test_exception_in_one_worker_fails_every_host(cluster):
     c = cluster(2, hyperparameters=LONG)
-    # The primary's model directory is a file: saving the first epoch raises in its worker, while
-    # the other worker has moved on to the next epoch and waits for it.
+    # The primary's model directory is a dangling symlink: it passes the check before training (a
+    # directory can be made there), then saving the first epoch raises in the worker, while the
+    # other worker has moved on to the next epoch and waits for it. (A file there is refused by
+    # the launcher before any host starts.)
     model = c.roots[0] / "model"
     model.rmdir()
-    model.write_text("not a directory")
+    model.symlink_to("nowhere")
     c.start()
     c.wait_for("algo-2", r"Epoch\[0\] Batch \[1\]")
     pids = c.role_pids()
@@ -385,21 +464,33 @@ def test_sigterm_while_waiting_for_dns_ends_the_wait(cluster):
     assert "Stopped by SIGTERM before training started: no model was written" in c.log("algo-2")
 
 
-def test_sigterm_on_the_primary_stops_every_host_and_saves_the_model(cluster):
+@pytest.mark.parametrize(
+    "signalled",
+    [
+        "algo-1",
+        # Relayed through the primary, whose worker stops first: when this host's worker stopped
+        # first, the primary's blocked forever in a push of the batch after.
+        pytest.param("algo-2", id="other-host"),
+    ],
+)
+def test_sigterm_on_the_primary_stops_every_host_and_saves_the_model(cluster, signalled):
     c = cluster(2, hyperparameters=LONG)
     c.start()
     c.wait_for("algo-2", r"Epoch\[1\] Batch \[1\]")  # after the first epoch: a model to save
     pids = c.role_pids()
-    os.kill(c.procs["algo-1"].pid, signal.SIGTERM)
-    signalled = time.monotonic()
+    os.kill(c.procs[signalled].pid, signal.SIGTERM)
+    signalled_at = time.monotonic()
     codes = c.wait(FAULT_BOUND + 5)
-    assert time.monotonic() - signalled < FAULT_BOUND
+    assert time.monotonic() - signalled_at < FAULT_BOUND
     assert codes == {"algo-1": 0, "algo-2": 0}, c.tail("algo-1") + c.tail("algo-2")
     assert not [k for k, p in pids.items() if alive(p)]
     assert "Received SIGTERM: finishing the current batch, then saving the model" in c.log("algo-1")
-    # Forwarded through the control link (algo-2's worker may be blocked in a push waiting for a
-    # batch algo-1 never sends, so it cannot always log it: its launcher ends it).
-    assert "Stopping (SIGTERM on host algo-1)" in c.log("algo-2")
+    for name in c.names:
+        assert f"Stopping (SIGTERM on host {signalled})" in c.log(name)
+    # algo-2's worker is stopped only after the primary's stopped, so it has sent the gradients of
+    # the primary's last batch (it may then be blocked in a push of the next batch, and cannot
+    # always log its stop: its launcher ends it).
+    assert re.search(r"The primary's worker stopped after step \d+; stopping ours", c.log("algo-2"))
     assert list((c.roots[0] / "model").glob("image-classification-*.params"))
     assert list((c.roots[1] / "model").iterdir()) == []
     assert c.failure("algo-1") is None and c.failure("algo-2") is None

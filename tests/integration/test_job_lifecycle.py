@@ -124,5 +124,5 @@ def test_validate_checks_the_model_directory_and_the_pretrained_weights_up_front
     set_hyperparameters(root, use_pretrained_model=1, num_layers=18)
     run = train(root, command="validate", MXNET_HOME=tmp_path / "empty")
     assert run.code == 2, run.out[-3000:]
-    assert "use_pretrained_model=1: no pretrained weights resnet18_v1-*.params in" in run.failure
+    assert "use_pretrained_model=1: no pretrained weights resnet18_v1b-*.params in" in run.failure
     assert not (root / "model").exists()  # validate writes nothing

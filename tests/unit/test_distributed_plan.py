@@ -8,7 +8,6 @@ import pytest
 
 from sagemaker_cv.contract.errors import AlgorithmError, ClientError
 from sagemaker_cv.distributed import plan as d
-from sagemaker_cv.distributed.launcher import Fault, describe_exit
 
 IPS = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 
@@ -170,23 +169,18 @@ def test_resolution_gives_up_at_the_deadline_naming_the_host():
     assert max(dns.sleeps) <= 30
 
 
-def test_fault_text_names_host_and_role_and_keeps_the_error_kind():
-    fault = Fault("algo-2", "server", "AlgorithmError", ["was killed by SIGKILL while training was running"])
-    here = fault.as_error("algo-2")
-    there = fault.as_error("algo-1")
-    assert isinstance(here, AlgorithmError)
-    assert str(here) == "server on host algo-2: was killed by SIGKILL while training was running"
-    assert str(there).endswith("(host algo-1 stopped its own processes)")
-    client = Fault("algo-3", "worker", "ClientError", ["channel 'train': broken", "second"]).as_error(
-        "algo-1"
+def test_binding_uses_the_named_interface_when_it_has_an_address():
+    assert d.choose_binding("eth0", "172.18.0.2", "172.18.0.2") == d.Binding(interface="eth0")
+    assert d.choose_binding(None, None, "10.0.0.2") == d.Binding(node_host="10.0.0.2")
+
+
+def test_binding_falls_back_to_the_hosts_own_address_and_says_why():
+    # SDK v3 local mode writes network_interface_name "ethwe"; its containers have eth0 and lo.
+    binding = d.choose_binding("ethwe", None, "172.18.0.3")
+    assert binding.interface is None and binding.node_host == "172.18.0.3"
+    assert binding.note == (
+        "network interface 'ethwe' (resourceconfig.json network_interface_name) has no IPv4 address on this "
+        "host; binding the parameter server's ports to this host's own address 172.18.0.3 instead"
     )
-    assert isinstance(client, ClientError)
-    assert client.problems == [
-        "worker on host algo-3: channel 'train': broken (host algo-1 stopped its own processes)",
-        "second",
-    ]
-
-
-def test_exit_descriptions():
-    assert describe_exit(-9) == "was killed by SIGKILL"
-    assert describe_exit(3) == "exited with code 3"
+    env = d.dmlc_env("server", IPS, 8000, interface=binding.interface, node_host=binding.node_host)
+    assert env["DMLC_NODE_HOST"] == "172.18.0.3" and "DMLC_INTERFACE" not in env

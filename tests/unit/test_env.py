@@ -118,3 +118,15 @@ def test_an_unreadable_config_file_is_a_client_error(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(ClientError, match=r"hyperparameters.json: cannot be read \(Permission denied\)"):
         load_json(path, required=True)
+
+
+@pytest.mark.parametrize("document", ["null", "[]", '"text"', "3"])
+def test_hyperparameters_that_are_not_an_object_are_a_client_error(tmp_path, document):
+    from sagemaker_cv.contract.job import load_job
+    from sagemaker_cv.contract.paths import MLPaths
+
+    paths = MLPaths(tmp_path)
+    paths.config_dir.mkdir(parents=True)
+    paths.hyperparameters.write_text(document)
+    with pytest.raises(ClientError, match="hyperparameters.json must be a JSON object"):
+        load_job(paths, "image-classification", num_gpus=0)

@@ -34,6 +34,7 @@ def load_job(paths: MLPaths, algorithm: str, num_gpus: int) -> Job:
             "(is --ml-root or SAGEMAKER_CV_ML_ROOT right?)"
         )
     problems: list[str] = []
+    failed = object()  # a loader that raised (a file holding JSON `null` loads as None)
 
     def collect(loader):
         """Run one loader; its ClientError problems join the others instead of stopping here."""
@@ -41,7 +42,7 @@ def load_job(paths: MLPaths, algorithm: str, num_gpus: int) -> Job:
             return loader()
         except ClientError as exc:
             problems.extend(exc.problems)
-            return None
+            return failed
 
     raw_hp = collect(lambda: env.load_json(paths.hyperparameters, required=False, default={}))
     resource = collect(
@@ -50,11 +51,13 @@ def load_job(paths: MLPaths, algorithm: str, num_gpus: int) -> Job:
     channels = collect(
         lambda: env.parse_input_data_config(env.load_json(paths.input_data_config, required=False))
     )
+    resource = None if resource is failed else resource
+    channels = None if channels is failed else channels
     if channels is not None and not channels:
         channels = _channels_from_directories(paths)
     hp = None
     warnings: list[str] = []
-    if raw_hp is not None:
+    if raw_hp is not failed:
         context = Context(
             num_gpus=num_gpus,
             num_hosts=resource.num_hosts if resource else 1,

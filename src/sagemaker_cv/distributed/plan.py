@@ -100,6 +100,34 @@ def dmlc_env(
     return env
 
 
+@dataclass(frozen=True)
+class Binding:
+    """How this host's server and worker choose the address they bind (dmlc_env's arguments)."""
+
+    interface: str | None = None
+    node_host: str | None = None
+    note: str | None = None  # why the named interface was not used, for the log
+
+
+def choose_binding(interface: str | None, interface_address: str | None, own_address: str) -> Binding:
+    """Bind `interface` (resourceconfig.json network_interface_name) when it has an IPv4 address
+    here, else this host's own resolved address. SDK v3 local mode names `ethwe`, which its
+    containers do not have, and ps-lite would die with `failed to get ip`; SageMaker's MXNet
+    container never sets the interface at all."""
+    if not interface:
+        return Binding(node_host=own_address)
+    if interface_address:
+        return Binding(interface=interface)
+    return Binding(
+        node_host=own_address,
+        note=(
+            f"network interface {interface!r} (resourceconfig.json network_interface_name) has no IPv4 "
+            f"address on this host; binding the parameter server's ports to this host's own address "
+            f"{own_address} instead"
+        ),
+    )
+
+
 def data_shard(distribution: str, num_workers: int, rank: int) -> tuple[int, int]:
     """(num_parts, part_index) for reading one channel: FullyReplicated data (the same files on
     every host) is split by rank so each sample is seen once per epoch across the cluster;

@@ -313,7 +313,8 @@ def restore(checkpoint: Checkpoint, task, hooks: Sequence[Hook], job: Job, must_
                 ],
             }
         hook.load_state_dict(state)
-    files = restore_model_dir(checkpoint.path / MODEL, job.paths.model_dir)
+    # Only the primary writes the model directory (SDK local mode mounts one for every host).
+    files = restore_model_dir(checkpoint.path / MODEL, job.paths.model_dir) if job.resource.is_primary else []
     log.info(
         "Resuming from checkpoint %s: epochs 0 to %d are done, training continues with epoch %d "
         "(model files restored: %s)",

@@ -100,13 +100,14 @@ def train(paths: MLPaths, algorithm: str) -> None:
         train_job(job)
 
 
-def train_job(job: Job, extra_hooks: Sequence = (), decisions=None) -> None:
+def train_job(job: Job, extra_hooks: Sequence = (), decisions=None, leading_hooks: Sequence = ()) -> None:
     """Train in this process (the one worker of a multi-host job, or a single-host job).
 
-    `decisions` carries the primary's early-stopping decisions between hosts."""
+    `decisions` carries the primary's early-stopping decisions between hosts; `leading_hooks` run
+    before the standard ones at every point of the loop, `extra_hooks` after them."""
     with engine.StopOnSignal() as stop:
         try:
-            state = _train(job, stop, extra_hooks, decisions)
+            state = _train(job, stop, extra_hooks, decisions, leading_hooks)
         except TrainingInterrupted as stopped:
             log.info(stopped.before_training())
             return
@@ -117,14 +118,17 @@ def train_job(job: Job, extra_hooks: Sequence = (), decisions=None) -> None:
         log.info("Training finished; model files are in %s", job.paths.model_dir)
 
 
-def _train(job: Job, stop: engine.StopRequest, extra_hooks: Sequence, decisions) -> engine.State:
+def _train(
+    job: Job, stop: engine.StopRequest, extra_hooks: Sequence, decisions, leading_hooks: Sequence
+) -> engine.State:
     from sagemaker_cv.training import seeding
     from sagemaker_cv.training.hooks import standard_hooks
     from sagemaker_cv.training.start import Start
 
     hp, resource = job.hyperparameters, job.resource
     check_model_dir(job.paths.model_dir)
-    clear_model_dir(job.paths.model_dir, algorithms.get(job.algorithm).artifacts)
+    if resource.is_primary:  # only the primary writes the model (local mode shares one directory)
+        clear_model_dir(job.paths.model_dir, algorithms.get(job.algorithm).artifacts)
     start = Start.decide(
         job
     )  # a checkpoint to resume (it restores the model directory too), the model channel, or fresh weights
@@ -145,6 +149,6 @@ def _train(job: Job, stop: engine.StopRequest, extra_hooks: Sequence, decisions)
                 ),
             ]
             epochs, resume = start.resume(task, hooks, hp.epochs)
-            return engine.fit(task, [*hooks, *extra_hooks], epochs, stop, resume=resume)
+            return engine.fit(task, [*leading_hooks, *hooks, *extra_hooks], epochs, stop, resume=resume)
         finally:
             task.close()
