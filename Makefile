@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   train image classification on the built-in example dataset (CPU, a few minutes)
+#   make demo   train image classification on the built-in example dataset (CPU, a few minutes);
+#               make demo ALGORITHM=semantic-segmentation for segmentation
 #   make test   unit and integration tests
 # Both create their own virtual environment in .venv.
 #   make weights        download and import the pretrained weights into docker/weights (needs internet)
@@ -18,12 +19,18 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[cpu,test]'
 	touch $@
 
+# make demo ALGORITHM=semantic-segmentation: each algorithm's example-data writer and best score.
+DEMO_DATA_image-classification := sagemaker_cv.tools.demo
+DEMO_BEST_image-classification := Best validation accuracy: $$(grep -o 'Validation-accuracy=[0-9.]*' demo/train.log | cut -d= -f2 | sort -n | tail -1) (3 classes: chance is 0.33)
+DEMO_DATA_semantic-segmentation := sagemaker_cv.tools.segmentation_demo
+DEMO_BEST_semantic-segmentation := Best validation mIOU: $$(grep -o 'validation mIOU: [0-9.]*' demo/train.log | cut -d' ' -f3 | sort -n | tail -1) (all background scores about 0.27)
+
 demo: $(VENV)/.installed
 	rm -rf demo
-	$(PY) -m sagemaker_cv.tools.demo --root demo/ml
-	$(VENV)/bin/sagemaker-cv train --ml-root demo/ml --model-archive demo/model.tar.gz | tee demo/train.log
+	$(PY) -m $(DEMO_DATA_$(ALGORITHM)) --root demo/ml
+	$(VENV)/bin/sagemaker-cv train --algorithm $(ALGORITHM) --ml-root demo/ml --model-archive demo/model.tar.gz | tee demo/train.log
 	@echo
-	@echo "Best validation accuracy: $$(grep -o 'Validation-accuracy=[0-9.]*' demo/train.log | cut -d= -f2 | sort -n | tail -1) (3 classes: chance is 0.33)"
+	@echo "$(DEMO_BEST_$(ALGORITHM))"
 	@echo "Model archive: $(CURDIR)/demo/model.tar.gz (model files in demo/ml/model)"
 
 test: $(VENV)/.installed

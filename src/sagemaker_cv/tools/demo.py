@@ -164,16 +164,22 @@ def write_example_tree(
     if multi_label:
         hp["multi_label"] = "1"
     hp.update(hyperparameters or {})
+    write_job_config(root, hp, channels)
+    return hp
+
+
+def write_job_config(root: Path, hyperparameters: dict, channels: dict) -> None:
+    """The config files of a single-host job (`channels` is inputdataconfig.json's content) and the
+    model and output directories, as SageMaker lays them out."""
     config = root / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hp, indent=2))
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
     (config / "inputdataconfig.json").write_text(json.dumps(channels, indent=2))
     (config / "resourceconfig.json").write_text(
         json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
     )
     for sub in ("model", "output/data"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    return hp
 
 
 def main(argv: list[str] | None = None) -> int:
