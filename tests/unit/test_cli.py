@@ -80,7 +80,8 @@ def test_environment_selects_root_and_algorithm(tmp_path, monkeypatch):
     monkeypatch.setenv("SAGEMAKER_CV_ALGORITHM", "semantic-segmentation")
     # crop_size only exists for semantic segmentation: the schema chosen by the environment applies
     assert cli.main(["validate"]) == 2
-    assert "training is not available" in (tmp_path / "output" / "failure").read_text()
+    # ... and its own channel checks: the configuration passed, the segmentation channels are missing.
+    assert "semantic segmentation needs train, validation" in (tmp_path / "output" / "failure").read_text()
 
 
 @pytest.mark.parametrize(

@@ -132,12 +132,6 @@ def test_channel_settings_are_checked():
         "channel 'model' ContentType='application/x-recordio': expected application/x-sagemaker-model",
         "channel 'model' TrainingInputMode='Pipe': the model channel is read in File mode",
     ]
-    segmentation = Job(
-        "semantic-segmentation", MLPaths(), HyperParameters({}), ResourceConfig(), {"model": Channel("model")}
-    )
-    assert incremental.channel_problems(segmentation)[0].startswith(
-        "channel 'model': incremental training is not available for semantic-segmentation"
-    )
 
 
 def test_graph_signature_ignores_names_only():

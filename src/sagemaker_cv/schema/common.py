@@ -70,6 +70,16 @@ def kv_store(doc_suffix: str = "") -> Param:
     )
 
 
+def precision_dtype() -> Param:
+    return Param(
+        "precision_dtype",
+        CATEGORICAL,
+        "float32, or float16 (GPU only: half-precision weights with float32 master copies).",
+        default="float32",
+        choices=("float32", "float16"),
+    )
+
+
 def lr_scheduler_step(doc: str) -> Param:
     return Param(
         "lr_scheduler_step",
@@ -90,6 +100,15 @@ def rule_schedule_below_epochs(values: Mapping[str, Any], ctx: Context) -> list[
         return [
             f"lr_scheduler_step={','.join(map(str, steps))}: every epoch must be below epochs={values['epochs']} "
             f"(got {','.join(map(str, late))})"
+        ]
+    return []
+
+
+def rule_float16_needs_gpu(values: Mapping[str, Any], ctx: Context) -> list[str]:
+    if values.get("precision_dtype") == "float16" and ctx.num_gpus == 0:
+        return [
+            "precision_dtype=float16: needs a GPU instance (MXNet has no float16 convolutions on CPU); "
+            "use float32 or a GPU instance type"
         ]
     return []
 

@@ -140,6 +140,14 @@ def write_example_tree(
                 extra.unlink()
             work.rmdir()
             channels[split] = {"ContentType": "application/x-recordio"}
+    for spec in channels.values():
+        spec.update(
+            {
+                "TrainingInputMode": "File",
+                "S3DistributionType": "FullyReplicated",
+                "RecordWrapperType": "None",
+            }
+        )
     hp = {
         "num_classes": str(num_classes),
         "num_training_samples": str(per_class * num_classes),
@@ -161,16 +169,8 @@ def write_example_tree(
 
 
 def write_job_config(root: Path, hyperparameters: dict, channels: dict) -> None:
-    """The config files of a one-host File-mode job (channels: name -> {"ContentType": ...}) and the
-    model and output directories."""
-    for spec in channels.values():
-        spec.update(
-            {
-                "TrainingInputMode": "File",
-                "S3DistributionType": "FullyReplicated",
-                "RecordWrapperType": "None",
-            }
-        )
+    """The config files of a single-host job (`channels` is inputdataconfig.json's content) and the
+    model and output directories, as SageMaker lays them out."""
     config = root / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))

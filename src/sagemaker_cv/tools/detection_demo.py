@@ -156,6 +156,14 @@ def write_detection_tree(
         "label_width": str(2 + 5 * max_objects),
     }
     hp.update(hyperparameters or {})
+    for spec in channels.values():
+        spec.update(
+            {
+                "TrainingInputMode": "File",
+                "S3DistributionType": "FullyReplicated",
+                "RecordWrapperType": "None",
+            }
+        )
     write_job_config(root, hp, channels)
     return hp
 

@@ -247,11 +247,17 @@ class GluonTask(Task):
         self.passes += 1
         return derive(self.job.seed, "data", self.epoch, self.passes, self.plan.rank)
 
-    def train_step(self, batch: Any) -> int:
-        parts = self.device_parts(batch)
+    def forward_backward(self, parts: list[tuple]) -> tuple[list, Any]:
+        """Forward (recorded) and backward over every device's part; returns `forward`'s result.
+        A task whose devices must meet inside a step (SyncBatchNorm) runs it per device in threads."""
         with autograd.record():
             losses, outputs = self.forward(parts)
         autograd.backward(losses)
+        return losses, outputs
+
+    def train_step(self, batch: Any) -> int:
+        parts = self.device_parts(batch)
+        losses, outputs = self.forward_backward(parts)
         samples = self.batch_samples(batch)
         # Gradients are summed over devices (and over workers by the kvstore): normalise by the global batch.
         self.trainer.step(self.gradient_denominator(samples) * self.plan.num_workers)

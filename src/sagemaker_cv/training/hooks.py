@@ -35,8 +35,11 @@ class Speedometer(Hook):
         self.batch += 1
         self.samples += samples
         if self.batch % self.interval == 0:
+            # Reading the metrics waits for the devices to finish the batches counted here: before
+            # the clock is read, or the speed would only measure how fast batches were queued.
+            metrics = task.running_metrics()
             elapsed = max(time.perf_counter() - self.tic, 1e-9)
-            task.log.batch(state.epoch, self.batch, self.samples / elapsed, task.running_metrics())
+            task.log.batch(state.epoch, self.batch, self.samples / elapsed, metrics)
             self.samples = 0
             self.tic = time.perf_counter()
 
@@ -124,9 +127,7 @@ class Checkpointer(Hook):
         with deferred(self.stop):  # a stop never cuts a write short
             files = task.save(number)
         state.saved_epoch = number
-        for path in files:
-            if path.suffix == ".params":
-                task.log.saved(path)
+        task.log.saved_files(files)
         return files
 
     def state_dict(self) -> dict[str, Any]:

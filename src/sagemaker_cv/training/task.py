@@ -34,6 +34,12 @@ class LogLines(ABC):
     @abstractmethod
     def saved(self, path: Path) -> None: ...
 
+    def saved_files(self, files: list[Path]) -> None:
+        """The line(s) for one checkpoint's files: by default `saved` for each .params file."""
+        for path in files:
+            if path.suffix == ".params":
+                self.saved(path)
+
     def eta(self, epoch: int, remaining_epochs: int, seconds: float) -> None:  # noqa: B027
         """The estimated time left, where the built-in prints one."""
 

@@ -126,13 +126,7 @@ PARAMS = (
         choices=("sgd", "adam", "rmsprop", "nag"),
         tunable=True,
     ),
-    Param(
-        "precision_dtype",
-        CATEGORICAL,
-        "float32, or float16 (GPU only: half-precision weights with float32 master copies).",
-        default="float32",
-        choices=("float32", "float16"),
-    ),
+    common.precision_dtype(),
     Param(
         "resize",
         INTEGER,
@@ -192,11 +186,6 @@ def _rules(values: Mapping[str, Any], ctx: Context) -> tuple[list[str], list[str
             )
         if values["image_shape"][0] != 3:
             problems.append("use_pretrained_model=1: needs 3-channel images (image_shape '3,h,w')")
-    if values["precision_dtype"] == "float16" and ctx.num_gpus == 0:
-        problems.append(
-            "precision_dtype=float16: needs a GPU instance (MXNet has no float16 convolutions on CPU); "
-            "use float32 or a GPU instance type"
-        )
     types = {c: media_type(t) for c, t in ctx.content_types.items()}
     if values["resize"] is None and any(t in IMAGE_TYPES for t in types.values()):
         problems.append("resize: required with image content types (application/x-image); e.g. resize=256")
@@ -217,6 +206,7 @@ SCHEMA = Schema(
         _rules,
         common.rule_schedule_below_epochs,
         common.rule_kv_store_hosts,
+        common.rule_float16_needs_gpu,
         common.rule_early_stopping_needs_validation("validation accuracy"),
     ),
 )

@@ -1,7 +1,7 @@
 """Semantic segmentation: FCN, PSPNet or DeepLabV3 on a ResNet backbone, as SageMaker's built-in."""
 
-from sagemaker_cv.algorithms.record import Algorithm, Pretrained
-from sagemaker_cv.algorithms.segmentation import loglines
+from sagemaker_cv.algorithms.record import Algorithm, Incremental, Pretrained
+from sagemaker_cv.algorithms.segmentation import archive, loglines
 from sagemaker_cv.algorithms.segmentation.channels import CHANNELS
 from sagemaker_cv.algorithms.segmentation.schema import SCHEMA
 
@@ -13,10 +13,16 @@ ALGORITHM = Algorithm(
     channels=CHANNELS,
     metric_definitions=loglines.METRIC_DEFINITIONS,
     objectives=loglines.OBJECTIVES,
-    # The built-in trains on one host only.
-    distributed=False,
+    # An extension: the built-in trains on one host only.
+    distributed=True,
+    task="sagemaker_cv.algorithms.segmentation.task:SegmentationTask",
     pretrained=(
         Pretrained("backbone=resnet-50", "resnet50_v1s"),
         Pretrained("backbone=resnet-101", "resnet101_v1s"),
+    ),
+    artifacts=("model_algo-1", "model_algo-1-symbol.json", "model_algo-1-*.params", "hyperparams.json"),
+    # The network's shape follows from these (crop_size fixes the heads' resizes).
+    incremental=Incremental(
+        keys=archive.KEYS, facts="sagemaker_cv.algorithms.segmentation.archive:archive_facts"
     ),
 )

@@ -1,10 +1,10 @@
-"""Semantic segmentation's channels: images, one PNG mask per image with the same stem, and an
-optional label map."""
+"""Semantic segmentation's channels: images, one PNG mask per image with the same stem, an
+optional label map, and `model` for incremental training."""
 
 from __future__ import annotations
 
 from sagemaker_cv.algorithms.record import ChannelSpec
-from sagemaker_cv.contract.content_types import JPEG, JSON, PNG, X_IMAGE
+from sagemaker_cv.contract.content_types import JPEG, JSON, MODEL, PNG, X_IMAGE
 
 CHANNELS = (
     ChannelSpec("train", True, (JPEG, PNG, X_IMAGE), "Training images (JPEG)."),
@@ -26,5 +26,12 @@ CHANNELS = (
         False,
         (JSON, PNG, JPEG, X_IMAGE),
         "Optional train_label_map.json / validation_label_map.json mapping label values to classes.",
+    ),
+    ChannelSpec(
+        "model",
+        False,
+        (MODEL,),
+        "Incremental training: the model.tar.gz of an earlier semantic-segmentation job with the same "
+        "algorithm, backbone, num_classes and crop_size.",
     ),
 )

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sagemaker_cv.schema import common
-from sagemaker_cv.schema.base import BOOLEAN, CATEGORICAL, FLOAT, INTEGER, Context, Param, Schema
+from sagemaker_cv.schema.base import BOOLEAN, CATEGORICAL, FLOAT, INTEGER, STRING, Context, Param, Schema
 
 PARAMS = (
     Param(
@@ -97,7 +97,15 @@ PARAMS = (
     common.lr_scheduler_step(
         "Epochs after which the learning rate is multiplied by lr_scheduler_factor; required with lr_scheduler=step."
     ),
-    Param("mini_batch_size", INTEGER, "Training batch size per host.", default=4, low=1, tunable=True),
+    Param(
+        "mini_batch_size",
+        INTEGER,
+        "Training batch size per host, split across the host's devices. With dist_sync the global batch "
+        "is mini_batch_size x number of hosts.",
+        default=4,
+        low=1,
+        tunable=True,
+    ),
     Param(
         "momentum",
         FLOAT,
@@ -118,12 +126,16 @@ PARAMS = (
         tunable=True,
     ),
     Param(
-        "syncbn", BOOLEAN, "True: synchronise batch normalisation across the GPUs of a host.", default=False
+        "syncbn",
+        BOOLEAN,
+        "True: synchronise batch normalisation across the devices of a host (SyncBatchNorm).",
+        default=False,
     ),
     Param(
         "validation_mini_batch_size",
         INTEGER,
-        "Validation batch size; 1 scores whole images without cropping.",
+        "Validation batch size; 1 scores every image whole, at its own size; > 1 scores crop_size "
+        "centre crops.",
         default=4,
         low=1,
     ),
@@ -138,6 +150,53 @@ PARAMS = (
         high_open=True,
         tunable=True,
         optimizers={"sgd": "wd"},
+    ),
+    # The keys of the built-in's default-input.json that its documentation does not list. Users
+    # copy that file, so every key is accepted; those with a meaning here are honoured.
+    common.precision_dtype(),
+    Param(
+        "_workers",
+        INTEGER,
+        "Threads that decode and augment images (0: in the training thread). Default: one per CPU.",
+        low=0,
+    ),
+    Param(
+        "_aux_loss",
+        BOOLEAN,
+        "True: train the auxiliary FCN head on layer 3 (weighted by _aux_weight).",
+        default=True,
+    ),
+    Param("_aux_weight", FLOAT, "Weight of the auxiliary loss.", default=0.5, low=0, high=1),
+    Param(
+        "_augmentation_type",
+        CATEGORICAL,
+        "Training augmentation: default (random flip, rescale in [0.5, 2] x base_size, crop, blur).",
+        default="default",
+        choices=("default",),
+    ),
+    Param(
+        "_logging_frequency",
+        INTEGER,
+        "Iterations between two #progress_notice lines. Default: 20 (or $SAGEMAKER_CV_LOG_INTERVAL).",
+        low=1,
+    ),
+    Param(
+        "_hybrid",
+        BOOLEAN,
+        "Whether the built-in hybridizes its network (this image always does).",
+        ignored=True,
+    ),
+    Param(
+        "_kvstore",
+        STRING,
+        "The built-in's single-host kvstore (this image chooses it from the devices).",
+        ignored=True,
+    ),
+    Param(
+        "_num_kv_servers",
+        STRING,
+        "The built-in's parameter-server count (this image runs one per host).",
+        ignored=True,
     ),
 )
 
@@ -158,6 +217,7 @@ SCHEMA = Schema(
         _rules,
         common.rule_schedule_below_epochs,
         common.rule_kv_store_hosts,
+        common.rule_float16_needs_gpu,
         common.rule_early_stopping_needs_validation("validation mIOU"),
     ),
 )

@@ -1,0 +1,238 @@
+"""Semantic segmentation files: images and label PNGs paired by name, label maps, and every check
+the data needs before training (framework-free).
+
+An image `train/a/b.jpg` is labelled by `train_annotation/a/b.png`: the same path without its
+suffix. Every file is decoded once here, so that a defect is reported before training starts,
+with the file, the offending value and where it is:
+
+* a mask pixel value that maps to no class (255 is "ignore"), a mask with several channels that
+  differ, an image and mask of different sizes, an image without mask or a mask without image:
+  ClientError;
+* a file that is not a readable image (a README, a nested folder's listing, a corrupt JPEG):
+  skipped with a warning, as the built-in does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from sagemaker_cv.algorithms.segmentation.labels import (
+    DEFAULT,
+    LabelMap,
+    LabelMapError,
+    parse_label_map,
+    single_channel,
+)
+from sagemaker_cv.contract import files
+from sagemaker_cv.contract.errors import ClientError
+
+MAX_PROBLEMS = 12
+LABEL_MAP_LIMIT = 1 << 20
+
+
+class Unreadable(Exception):
+    """Not an image this reader can decode."""
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3). EXIF orientation is ignored, as the mask has none to match it."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    if image is None:
+        raise Unreadable(str(path))
+    return image[:, :, ::-1]
+
+
+def read_mask(path: Path) -> tuple[np.ndarray, str | None]:
+    """The pixel values of a label image as one 2-D array, and what is wrong with its channels.
+
+    Palette (`P`) images give their palette indices, never colours. Alpha channels say nothing
+    about classes and are dropped."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            array = np.asarray(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise Unreadable(str(path)) from exc
+    if mode == "1":
+        array = array.astype(np.uint8)
+    elif mode.endswith("A") and array.ndim == 3:  # LA, PA, RGBA
+        array = array[..., :-1]
+        if array.shape[-1] == 1:
+            array = array[..., 0]
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            return array.astype(np.int64), "holds non-integer pixel values (mode F)"
+        array = array.astype(np.int64)
+    return single_channel(array)
+
+
+# ---- label maps ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelMaps:
+    train: LabelMap
+    validation: LabelMap
+    provided: tuple[str, ...] = ()  # the splits whose file was found
+    notes: tuple[str, ...] = ()  # files ignored, for the log
+
+
+def load_label_maps(directory: Path | None, num_classes: int) -> LabelMaps:
+    """train_label_map.json / validation_label_map.json from the label_map channel. A split without
+    its file uses the other split's map, or the default {"scale": 1} when there is none."""
+    found: dict[str, LabelMap] = {}
+    problems, notes = [], []
+    present = (
+        sorted(p for p in directory.rglob("*") if p.is_file()) if directory and directory.is_dir() else []
+    )
+    for path in present:
+        split = {"train_label_map.json": "train", "validation_label_map.json": "validation"}.get(path.name)
+        if split is None:
+            notes.append(
+                f"label_map/{path.name}: not train_label_map.json or validation_label_map.json; ignored"
+            )
+            continue
+        name = f"label_map/{path.name}"
+        try:
+            # A BOM (Windows editors write one) is fine; a file over 1 MiB is no label map.
+            text = files.read_text(path, name, limit=LABEL_MAP_LIMIT)
+            found[split] = parse_label_map(json.loads(text), num_classes)
+        except ClientError as exc:
+            problems.extend(exc.problems)
+        except json.JSONDecodeError as exc:
+            problems.append(f"label_map/{path.name}: not valid JSON ({exc})")
+        except LabelMapError as exc:
+            problems.append(f"label_map/{path.name}: {exc}")
+    if problems:
+        raise ClientError(problems)
+    train = found.get("train") or found.get("validation") or DEFAULT
+    validation = found.get("validation") or train
+    return LabelMaps(train, validation, tuple(sorted(found)), tuple(notes))
+
+
+# ---- one split ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """The usable (image, mask) pairs of one split, and the files skipped as unreadable."""
+
+    name: str  # "train" | "validation"
+    samples: list[tuple[Path, Path]]
+    label_map: LabelMap
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.samples)
+
+
+def _files(directory: Path) -> dict[str, list[Path]]:
+    """Every file under `directory` by its relative path without suffix."""
+    by_key: dict[str, list[Path]] = {}
+    if directory.is_dir():
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                by_key.setdefault(path.relative_to(directory).with_suffix("").as_posix(), []).append(path)
+    return by_key
+
+
+def _parallel(fn: Callable, items: Iterable, threads: int | None) -> list:
+    # cv2 and PIL release the GIL while decoding: threads scale on every core.
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        return list(pool.map(fn, items))
+
+
+def scan_split(
+    name: str,
+    image_dir: Path,
+    mask_dir: Path,
+    label_map: LabelMap,
+    num_classes: int,
+    threads: int | None = None,
+) -> Split:
+    """Pair, decode and check every file of one split; raise ClientError listing the defects."""
+    images, masks = _files(image_dir), _files(mask_dir)
+    image_channel, mask_channel = image_dir.name, mask_dir.name
+    problems: list[str] = []
+    skipped: list[str] = []
+
+    def shown(path: Path, root: Path) -> str:
+        return f"{root.name}/{path.relative_to(root).as_posix()}"
+
+    for by_stem, root in ((images, image_dir), (masks, mask_dir)):
+        for paths in by_stem.values():
+            if len(paths) > 1:
+                names = " and ".join(shown(p, root) for p in paths)
+                problems.append(f"{names}: several files with the same name stem; keep one")
+
+    def image_size(path: Path) -> tuple[int, int] | None:
+        try:
+            return read_image(path).shape[:2]
+        except Unreadable:
+            return None
+
+    def mask_check(path: Path) -> tuple[tuple[int, int], str | None] | None:
+        try:
+            values, channel_problem = read_mask(path)
+        except Unreadable:
+            return None
+        if channel_problem:
+            return values.shape[:2], channel_problem
+        _, bad = label_map.encode(values, num_classes)
+        return values.shape[:2], bad.describe(label_map, num_classes) if bad else None
+
+    image_keys = [k for k, v in images.items() if len(v) == 1]
+    mask_keys = [k for k, v in masks.items() if len(v) == 1]
+    sizes = dict(zip(image_keys, _parallel(lambda k: image_size(images[k][0]), image_keys, threads)))
+    checks = dict(zip(mask_keys, _parallel(lambda k: mask_check(masks[k][0]), mask_keys, threads)))
+
+    samples = []
+    for key in image_keys:
+        image = images[key][0]
+        if sizes[key] is None:
+            skipped.append(shown(image, image_dir))
+            continue
+        if key not in masks:
+            problems.append(
+                f"{shown(image, image_dir)}: no label image {mask_channel}/{key}.png (same name, .png)"
+            )
+            continue
+        mask, check = masks[key][0], checks.get(key)
+        if check is None:
+            continue  # a duplicate stem or an unreadable mask: reported with the masks
+        mask_size, defect = check
+        if defect:
+            problems.append(f"{shown(mask, mask_dir)}: {defect}")
+        elif mask_size != sizes[key]:
+            problems.append(
+                f"{shown(mask, mask_dir)}: size {mask_size[0]}x{mask_size[1]} (height x width) differs from "
+                f"{shown(image, image_dir)} {sizes[key][0]}x{sizes[key][1]}"
+            )
+        else:
+            samples.append((image, mask))
+    for key in mask_keys:
+        mask = masks[key][0]
+        if checks[key] is None:
+            skipped.append(shown(mask, mask_dir))
+            if key in sizes and sizes[key] is not None:
+                problems.append(
+                    f"{shown(mask, mask_dir)}: not a readable image, so {shown(images[key][0], image_dir)} has no labels"
+                )
+        elif key not in images:
+            problems.append(f"{shown(mask, mask_dir)}: no image with this name in {image_channel}")
+    if problems:
+        more = [f"... and {len(problems) - MAX_PROBLEMS} more"] if len(problems) > MAX_PROBLEMS else []
+        raise ClientError(problems[:MAX_PROBLEMS] + more)
+    return Split(name, samples, label_map, skipped)
