@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   train image classification on the built-in example dataset (CPU, a few minutes);
-#               make demo ALGORITHM=semantic-segmentation for segmentation
+#               make demo ALGORITHM=object-detection or ALGORITHM=semantic-segmentation for the others
 #   make test   unit and integration tests
 # Both create their own virtual environment in .venv.
 #   make weights        download and import the pretrained weights into docker/weights (needs internet)
@@ -19,9 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[cpu,test]'
 	touch $@
 
-# make demo ALGORITHM=semantic-segmentation: each algorithm's example-data writer and best score.
+# make demo ALGORITHM=object-detection|semantic-segmentation: each algorithm's example-data writer and best score.
+ALGORITHM ?= image-classification
 DEMO_DATA_image-classification := sagemaker_cv.tools.demo
 DEMO_BEST_image-classification := Best validation accuracy: $$(grep -o 'Validation-accuracy=[0-9.]*' demo/train.log | cut -d= -f2 | sort -n | tail -1) (3 classes: chance is 0.33)
+DEMO_DATA_object-detection := sagemaker_cv.tools.detection_demo
+DEMO_BEST_object-detection := Best validation mAP: $$(grep -o 'validation mAP <score>=([0-9.e-]*' demo/train.log | cut -d'(' -f2 | sort -g | tail -1) (100 random boxes per image score about 0.02)
 DEMO_DATA_semantic-segmentation := sagemaker_cv.tools.segmentation_demo
 DEMO_BEST_semantic-segmentation := Best validation mIOU: $$(grep -o 'validation mIOU: [0-9.]*' demo/train.log | cut -d' ' -f3 | sort -n | tail -1) (all background scores about 0.27)
 

@@ -132,12 +132,6 @@ def test_channel_settings_are_checked():
         "channel 'model' ContentType='application/x-recordio': expected application/x-sagemaker-model",
         "channel 'model' TrainingInputMode='Pipe': the model channel is read in File mode",
     ]
-    detection = Job(
-        "object-detection", MLPaths(), HyperParameters({}), ResourceConfig(), {"model": Channel("model")}
-    )
-    assert incremental.channel_problems(detection)[0].startswith(
-        "channel 'model': incremental training is not available for object-detection"
-    )
 
 
 def test_graph_signature_ignores_names_only():

@@ -27,7 +27,7 @@ ALGORITHMS = algorithms.NAMES
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-cv:image-classification"
 CHANNELS = {
     "image-classification": ["train", "validation", "train_lst", "validation_lst", "model"],
-    "object-detection": ["train", "validation", "train_annotation", "validation_annotation"],
+    "object-detection": ["train", "validation", "train_annotation", "validation_annotation", "model"],
     "semantic-segmentation": [
         "train",
         "validation",
@@ -234,7 +234,7 @@ def test_metrics_and_channels(algorithm):
         re.compile(m["Regex"])
     assert [c["Name"] for c in ts["TrainingChannels"]] == CHANNELS[algorithm]
     # Pipe mode is advertised only where the trainer reads it: RecordIO train/validation channels.
-    piped = {"image-classification": {"train", "validation"}}.get(algorithm, set())
+    piped = {"train", "validation"} if algorithm in ("image-classification", "object-detection") else set()
     for c in ts["TrainingChannels"]:
         assert c["SupportedInputModes"] == (["File", "Pipe"] if c["Name"] in piped else ["File"]), c["Name"]
     assert [c["Name"] for c in ts["TrainingChannels"] if c["IsRequired"]][:2] == ["train", "validation"][
@@ -260,12 +260,6 @@ def test_image_classification_channel_content_types():
     # Incremental training: the model channel, in File mode, with SageMaker's model content type.
     assert channels["model"]["SupportedContentTypes"] == ["application/x-sagemaker-model"]
     assert channels["model"]["SupportedInputModes"] == ["File"] and not channels["model"]["IsRequired"]
-
-
-@pytest.mark.parametrize("algorithm", ["object-detection"])
-def test_no_model_channel_where_incremental_training_is_not_wired(algorithm):
-    channels = algorithm_spec(algorithm, IMAGE)["TrainingSpecification"]["TrainingChannels"]
-    assert "model" not in [c["Name"] for c in channels]
 
 
 def test_bad_arguments_name_the_value():

@@ -54,6 +54,12 @@ def log_interval_from_env(environ: Mapping[str, str] = os.environ) -> int:
     return int(value)
 
 
+def skipped_note(source: str, count: int, names: list[str]) -> str:
+    """The warning about undecodable images, repeated after every epoch (`names`: the first ones)."""
+    listed = ", ".join(names[:5]) + (" ..." if count > 5 else "")
+    return f"Skipped {count} undecodable image(s) in {source}: {listed}"
+
+
 def equal_batches(make_pass: Callable[[], Iterable], steps: int) -> Iterator[Any]:
     """Exactly `steps` batches, starting a new pass over the data whenever one runs out: every
     worker of a dist_sync job must run the same number of steps, whatever its share of the data."""
@@ -145,6 +151,23 @@ class GluonTask(Task):
         return self.net.collect_params()
 
     # ---- shared ---------------------------------------------------------------------------------
+
+    def check_training_count(self, source: str, count: int) -> None:
+        """Refuse fewer usable training images than a batch; say when num_training_samples (which
+        sets up the schedule) disagrees with the data."""
+        hp = self.hp
+        if count < hp.mini_batch_size:
+            raise ClientError(
+                f"{source}: {count} usable training image(s), fewer than "
+                f"mini_batch_size={hp.mini_batch_size}; add images or lower mini_batch_size"
+            )
+        if count != hp.num_training_samples:
+            log.warning(
+                "num_training_samples=%d but the train channel holds %d usable images; the learning-rate "
+                "schedule counts iterations from num_training_samples",
+                hp.num_training_samples,
+                count,
+            )
 
     @property
     def validates(self) -> bool:

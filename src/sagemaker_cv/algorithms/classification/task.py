@@ -23,7 +23,7 @@ from sagemaker_cv.contract.job import Job
 from sagemaker_cv.inputs.pipe import PipeSettings
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params, load_exported
-from sagemaker_cv.training.gluon_task import GluonTask
+from sagemaker_cv.training.gluon_task import GluonTask, skipped_note
 from sagemaker_cv.training.incremental import PREPARED_KEY
 from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.tally import Tally
@@ -70,7 +70,9 @@ class ClassificationTask(GluonTask):
         if self.hp.multi_label:
             formats = {s.label_format for s in self.inputs.streams.values() if s.layout} or {"multi-hot"}
             log.info("label-format is %s", ", ".join(sorted(formats)))
-        notes = tuple(_skipped_note(p) for p in records.values() if p.skipped)
+        notes = tuple(
+            skipped_note(p.source, p.skipped_count, p.skipped) for p in records.values() if p.skipped
+        )
         for note in notes:
             log.warning(note)
         counts = {split: p.count for split, p in records.items()}
@@ -78,18 +80,7 @@ class ClassificationTask(GluonTask):
         if "train" in self.inputs.streams:
             return Prepared(counts, notes, data_by_split)
         train = records["train"]
-        if train.count < self.hp.mini_batch_size:
-            raise ClientError(
-                f"{train.source}: {train.count} usable training image(s), fewer than "
-                f"mini_batch_size={self.hp.mini_batch_size}; add images or lower mini_batch_size"
-            )
-        if train.count != self.hp.num_training_samples:
-            log.warning(
-                "num_training_samples=%d but the train channel holds %d usable images; the learning-rate "
-                "schedule counts iterations from num_training_samples",
-                self.hp.num_training_samples,
-                train.count,
-            )
+        self.check_training_count(train.source, train.count)
         return Prepared(counts, notes, data_by_split)
 
     # ---- network -------------------------------------------------------------------------------
@@ -306,17 +297,10 @@ class ClassificationTask(GluonTask):
 
     def epoch_notes(self) -> list[str]:
         streams = [s for s in (self.train_stream, self.val_stream) if s and s.skipped]
-        return [*self.notes, *(_stream_note(s) for s in streams)]
+        return [
+            *self.notes,
+            *(skipped_note(f"the {s.spec.channel} stream", len(s.skipped), s.skipped) for s in streams),
+        ]
 
     def close(self) -> None:
         self.train_iter = self.val_iter = self.train_stream = self.val_stream = None
-
-
-def _stream_note(stream: ClassificationStream) -> str:
-    listed = ", ".join(stream.skipped[:5]) + (" ..." if len(stream.skipped) > 5 else "")
-    return f"Skipped {len(stream.skipped)} undecodable image(s) in the {stream.spec.channel} stream: {listed}"
-
-
-def _skipped_note(prepared: PreparedRecords) -> str:
-    listed = ", ".join(prepared.skipped[:5]) + (" ..." if prepared.skipped_count > 5 else "")
-    return f"Skipped {prepared.skipped_count} undecodable image(s) in {prepared.source}: {listed}"

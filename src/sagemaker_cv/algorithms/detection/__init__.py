@@ -3,7 +3,7 @@
 from sagemaker_cv.algorithms.detection import loglines
 from sagemaker_cv.algorithms.detection.channels import CHANNELS
 from sagemaker_cv.algorithms.detection.schema import SCHEMA
-from sagemaker_cv.algorithms.record import Algorithm, Pretrained
+from sagemaker_cv.algorithms.record import Algorithm, Incremental, Pretrained
 
 ALGORITHM = Algorithm(
     name="object-detection",
@@ -14,8 +14,14 @@ ALGORITHM = Algorithm(
     metric_definitions=loglines.METRIC_DEFINITIONS,
     objectives=loglines.OBJECTIVES,
     distributed=True,
+    task="sagemaker_cv.algorithms.detection.task:DetectionTask",
     pretrained=(
         Pretrained("base_network=vgg-16", "vgg16_atrous"),
         Pretrained("base_network=resnet-50", "resnet50_v1b"),
+    ),
+    artifacts=("model_algo_1-*.params", "model_algo_1-symbol.json", "hyperparams.json"),
+    incremental=Incremental(
+        keys=("base_network", "num_classes", "image_shape"),
+        facts="sagemaker_cv.algorithms.detection.archive:archive_facts",
     ),
 )

@@ -89,6 +89,14 @@ PARAMS = (
     _open01("momentum", "Momentum.", 0.9, high_open=False, tunable=True, optimizers={"sgd": "momentum"}),
     _open01("nms_threshold", "Non-maximum suppression threshold.", 0.45, high_open=False),
     Param(
+        "nms_topk",
+        INTEGER,
+        "Detections with the highest scores that non-maximum suppression considers per image. Not in "
+        "the built-in's documentation, but in its default configuration.",
+        default=400,
+        low=1,
+    ),
+    Param(
         "optimizer",
         CATEGORICAL,
         "Optimizer: sgd, adam, rmsprop or adadelta.",
@@ -117,6 +125,10 @@ PARAMS = (
         tunable=True,
         optimizers={"sgd": "wd", "rmsprop": "wd"},
     ),
+    # In the built-in's default configuration, so users copy them into their jobs.
+    Param("_kvstore", STRING, "The built-in's internal kvstore setting.", ignored=True),
+    Param("_num_kv_servers", STRING, "The built-in's internal parameter-server count.", ignored=True),
+    Param("_begin_epoch", STRING, "The built-in's internal first epoch.", ignored=True),
 )
 
 

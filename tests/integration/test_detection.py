@@ -1,0 +1,195 @@
+"""Object detection end to end on CPU through the real command line: an SSD trains on a toy set of
+shapes on noisy backgrounds from images + JSON, logs the built-in's lines, and writes the built-in's
+files; the exported graph, loaded with plain MXNet, scores the logged best mAP by an independent
+VOC07 computation."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import mxnet as mx
+import numpy as np
+import pytest
+from ml_tree import train
+
+from sagemaker_cv import algorithms
+from sagemaker_cv.tools.detection_demo import write_detection_tree
+from sagemaker_cv.tools.spec import metric_definitions
+
+pytestmark = pytest.mark.slow
+
+PREFIX = r"\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d (?:INFO|WARNING) \d+\] "
+# From scratch, adam at 0.001 on batches of 2, with the first two ResNet stages frozen (random but
+# fixed features; a step costs about half). Measured on two shared CPU cores: the training cross
+# entropy falls from 50-85 after the first epoch to 6-25 after the second or third, but validation
+# mAP stays at 0.0-0.1 for the first 50-70 steps (a detector answering 100 random boxes per image
+# scores about 0.015): mAP well above chance needs minutes more than a CI test may take, or
+# ImageNet weights for the base, which tests do not download.
+LEARN = {
+    "base_network": "resnet-50",
+    "use_pretrained_model": "0",
+    "freeze_layer_pattern": "^(conv0_|bn0_|stage1_|stage2_)",
+    "optimizer": "adam",
+    "learning_rate": "0.001",
+    "mini_batch_size": "2",
+    "epochs": "4",
+}
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a (n, 4) with every box in b (m, 4), corners."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def voc07_map(
+    detections: list[np.ndarray], truths: list[tuple[np.ndarray, np.ndarray]], threshold: float
+) -> float:
+    """PASCAL VOC 2007 mAP (11-point interpolated AP, averaged over the classes that have objects).
+
+    detections: per image, rows [class, score, xmin, ymin, xmax, ymax] (class -1: none);
+    truths: per image, (classes, boxes)."""
+    aps = []
+    for cls in sorted({int(c) for classes, _ in truths for c in classes}):
+        scored = []  # (score, image, box)
+        for i, rows in enumerate(detections):
+            for row in rows[rows[:, 0] == cls]:
+                scored.append((row[1], i, row[2:6]))
+        scored.sort(key=lambda s: -s[0])
+        gts = [boxes[classes == cls] for classes, boxes in truths]
+        taken = [np.zeros(len(g), bool) for g in gts]
+        positives = sum(len(g) for g in gts)
+        hits = []
+        for _, i, box in scored:
+            if len(gts[i]):
+                overlaps = iou(box[None], gts[i])[0]
+                j = int(overlaps.argmax())
+                if overlaps[j] >= threshold and not taken[i][j]:
+                    taken[i][j] = True
+                    hits.append(1)
+                    continue
+            hits.append(0)
+        tp = np.cumsum(hits)
+        recall = tp / positives
+        precision = tp / np.arange(1, len(hits) + 1)
+        aps.append(
+            np.mean(
+                [precision[recall >= t].max() if np.any(recall >= t) else 0.0 for t in np.arange(0, 1.1, 0.1)]
+            )
+        )
+    return float(np.mean(aps))
+
+
+def logged(out: str, name: str) -> list[float]:
+    return [float(v) for v in re.findall(rf"{re.escape(name)} <(?:loss|score)>=\(([^)]+)\)", out)]
+
+
+def test_learns_from_images_and_json_and_writes_the_builtin_artifacts(tmp_path):
+    root = tmp_path / "ml"
+    write_detection_tree(
+        root,
+        content="images",
+        num_classes=1,
+        train_images=24,
+        val_images=8,
+        max_objects=1,
+        hyperparameters=LEARN,
+    )
+    run = train(root, "--algorithm", "object-detection", timeout=1500)
+    assert run.code == 0, run.out[-3000:]
+    maps = logged(run.out, "validation mAP")
+    assert len(maps) == 4, maps
+    losses = logged(run.out, "train cross_entropy")
+    assert losses[-1] < losses[0] / 2, losses  # it learns
+    frozen = re.search(r"Freezing 72 parameter\(s\) of layers (.*) \(freeze_layer_pattern=", run.out)
+    assert (
+        frozen
+        and frozen.group(1).startswith("bn0, conv0, stage1_unit1_bn1, ")
+        and "stage3" not in frozen.group(1)
+    )
+
+    # The built-in's lines, in its formats.
+    for pattern in (
+        r"Epoch:    0, batches: +\d+, num_examples: +\d+, \d+\.\d samples/sec, epoch time so far:  0:\d\d:\d\d\.\d{6}\n",
+        r"#quality_metric: host=algo-1, epoch=3, batch=12 train cross_entropy <loss>=\([0-9.e+-]+\)\n",
+        r"#quality_metric: host=algo-1, epoch=3, batch=12 train smooth_l1 <loss>=\([0-9.e+-]+\)\n",
+        r"#quality_metric: host=algo-1, epoch=0, validation mAP <score>=\([0-9.e+-]+\)\n",
+        r"Updating the best model with validation-mAP=[0-9.e+-]+\n",
+        r'Saved checkpoint to "' + re.escape(str(root)) + r'/model/model_algo_1-0000\.params"\n',
+        r"#progress_metric: host=algo-1, completed 50\.0 % of epochs\n",
+        r"Training images are resized to image shape \(3, 300, 300\)\n",
+        r"ImageDetRecordIOParser: .*train\.rec, label padding width: 7\n",
+    ):
+        assert (
+            re.search(PREFIX + pattern, run.out)
+            or "ImageDetRecordIOParser" in pattern
+            and re.search(pattern, run.out)
+        ), pattern
+    for definition in metric_definitions(algorithms.get("object-detection")):
+        values = re.findall(definition["Regex"], run.out)
+        assert values, definition["Name"]
+        [float(v) for v in values]
+    assert [
+        float(v)
+        for v in re.findall(
+            dict((d["Name"], d["Regex"]) for d in metric_definitions(algorithms.get("object-detection")))[
+                "validation:mAP"
+            ],
+            run.out,
+        )
+    ] == maps
+
+    # The built-in's three files; hyperparams.json holds strings, as on its models.
+    assert run.model_files == ["hyperparams.json", "model_algo_1-0000.params", "model_algo_1-symbol.json"]
+    hp = json.loads((root / "model" / "hyperparams.json").read_text())
+    assert all(isinstance(v, str) for v in hp.values())
+    assert (int(hp["image_shape"]), int(hp["num_classes"]), float(hp["nms_threshold"])) == (300, 1, 0.45)
+
+    # The exported graph, with plain MXNet: raw RGB pixels resized to 300x300 in, rows of
+    # [class, score, xmin, ymin, xmax, ymax] (corners in [0, 1]) out.
+    prefix = str(root / "model" / "model_algo_1")
+    net = mx.gluon.SymbolBlock.imports(f"{prefix}-symbol.json", ["data"], f"{prefix}-0000.params")
+    images, truths = [], []
+    for note in sorted((root / "input/data/validation_annotation").glob("*.json")):
+        doc = json.loads(note.read_text())
+        image = mx.image.imdecode((root / "input/data/validation" / doc["file"]).read_bytes())  # RGB
+        h, w = image.shape[:2]
+        images.append(mx.image.imresize(image, 300, 300, interp=1).transpose((2, 0, 1)).astype("float32"))
+        truths.append(
+            (
+                np.array([a["class_id"] for a in doc["annotations"]]),
+                np.array(
+                    [
+                        [
+                            a["left"] / w,
+                            a["top"] / h,
+                            (a["left"] + a["width"]) / w,
+                            (a["top"] + a["height"]) / h,
+                        ]
+                        for a in doc["annotations"]
+                    ]
+                ),
+            )
+        )
+    detections = np.concatenate(
+        [net(mx.nd.stack(*images[i : i + 8])).asnumpy() for i in range(0, len(images), 8)]
+    )
+    assert detections.shape == (8, 100, 6)
+    found = detections[detections[:, :, 0] >= 0]
+    assert np.all((found[:, 2:] >= 0) & (found[:, 2:] <= 1)) and np.all(found[:, 1] <= 1)
+    assert abs(voc07_map(list(detections), truths, 0.5) - max(maps)) < 1e-6, (
+        voc07_map(list(detections), truths, 0.5),
+        maps,
+    )
+
+    # The Module API loads the same files.
+    sym, args, aux = mx.model.load_checkpoint(prefix, 0)
+    module = mx.mod.Module(sym, data_names=["data"], label_names=None, context=mx.cpu())
+    module.bind(data_shapes=[("data", (8, 3, 300, 300))], for_training=False)
+    module.set_params(args, aux)
+    module.forward(mx.io.DataBatch([mx.nd.stack(*images[:8])]), is_train=False)
+    assert np.allclose(module.get_outputs()[0].asnumpy(), detections[:8], atol=1e-4)
