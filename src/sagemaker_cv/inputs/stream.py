@@ -15,14 +15,51 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.config import Channel
+from sagemaker_cv.contract.content_types import RECORDIO
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.distributed.plan import data_shard
+from sagemaker_cv.inputs import manifest
 from sagemaker_cv.inputs.pipe import PipeChannel, PipeEpoch, PipeSample, PipeSettings, batches_per_epoch
 from sagemaker_cv.inputs.recordio import frame as encode
 from sagemaker_cv.inputs.recordio import iter_payloads
 from sagemaker_cv.inputs.spool import Chunk, Spooler
 
 log = logs.get("pipe")
+
+SPLITS = ("train", "validation")
+
+
+def pipe_splits(
+    channels: dict[str, Channel], default_attributes: tuple[str, ...], *, file_mode_formats: str
+) -> tuple[dict[str, tuple[Channel, manifest.ManifestLayout | None]], list[str]]:
+    """The splits (train, validation) read in Pipe mode, each with its augmented-manifest layout
+    (None: im2rec records), and every problem with how the channels ask for it.
+    `file_mode_formats` completes the content-type message: "(what RecordIO holds); what needs File mode"."""
+    splits: dict[str, tuple[Channel, manifest.ManifestLayout | None]] = {}
+    problems: list[str] = []
+    for name, ch in channels.items():
+        if ch.input_mode != "Pipe":
+            if (ch.record_wrapper or "None") == "RecordIO" and name in SPLITS:
+                problems.append(
+                    f"channel {name!r} RecordWrapperType=RecordIO (an augmented manifest) in {ch.input_mode} "
+                    "mode: SageMaker streams augmented manifests in Pipe mode only; set TrainingInputMode to Pipe"
+                )
+        elif name not in SPLITS:
+            problems.append(
+                f"channel {name!r}: Pipe input mode is for the RecordIO channels train and validation; use File"
+            )
+        elif ch.media_type not in (None, RECORDIO):
+            problems.append(
+                f"channel {name!r} ContentType={ch.content_type!r} in Pipe mode: expected {RECORDIO} "
+                + file_mode_formats
+            )
+        else:
+            try:
+                splits[name] = (ch, manifest.layout_for(ch, default_attributes))
+            except ClientError as exc:
+                problems.extend(exc.problems)
+    return splits, problems
 
 
 def read_chunk(chunk: Chunk, start: int = 0) -> list[tuple[int, bytes]]:

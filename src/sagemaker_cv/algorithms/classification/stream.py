@@ -26,19 +26,17 @@ from sagemaker_cv.algorithms.classification.records import (
 )
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.config import Channel
-from sagemaker_cv.contract.content_types import RECORDIO
 from sagemaker_cv.contract.errors import AlgorithmError, ClientError
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.inputs import manifest
 from sagemaker_cv.inputs.pipe import PipeSample, PipeSettings
 from sagemaker_cv.inputs.spool import Chunk
-from sagemaker_cv.inputs.stream import RecordStream, read_chunk, rewrite_chunk
+from sagemaker_cv.inputs.stream import RecordStream, pipe_splits, read_chunk, rewrite_chunk
 
 log = logs.get("classification")
 
 #: the attributes assumed when an augmented-manifest channel names none (Ground Truth's usual pair)
 DEFAULT_ATTRIBUTES = ("source-ref", "class")
-SPLITS = ("train", "validation")
 
 
 @dataclass(frozen=True)
@@ -53,30 +51,14 @@ class StreamSpec:
 
 def resolve_streams(channels: dict[str, Channel], hp) -> tuple[dict[str, StreamSpec], list[str]]:
     """The splits read in Pipe mode, and every problem with how the channels ask for it."""
+    splits, problems = pipe_splits(
+        channels,
+        DEFAULT_ATTRIBUTES,
+        file_mode_formats="(im2rec files or an augmented manifest); images with .lst files need File mode",
+    )
     streams: dict[str, StreamSpec] = {}
-    problems: list[str] = []
-    for name, ch in channels.items():
-        wrapped = (ch.record_wrapper or "None") == "RecordIO"
-        if ch.input_mode != "Pipe":
-            if wrapped and name in SPLITS:
-                problems.append(
-                    f"channel {name!r} RecordWrapperType=RecordIO (an augmented manifest) in {ch.input_mode} "
-                    "mode: SageMaker streams augmented manifests in Pipe mode only; set TrainingInputMode to Pipe"
-                )
-            continue
-        if name not in SPLITS:
-            problems.append(
-                f"channel {name!r}: Pipe input mode is for the RecordIO channels train and validation; use File"
-            )
-            continue
-        if ch.media_type not in (None, RECORDIO):
-            problems.append(
-                f"channel {name!r} ContentType={ch.content_type!r} in Pipe mode: expected {RECORDIO} (im2rec "
-                "files or an augmented manifest); images with .lst files need File mode"
-            )
-            continue
+    for name, (ch, layout) in splits.items():
         try:
-            layout = manifest.layout_for(ch, DEFAULT_ATTRIBUTES)
             fmt = manifest.label_format(ch) if layout else "multi-hot"
         except ClientError as exc:
             problems.extend(exc.problems)

@@ -25,16 +25,14 @@ from sagemaker_cv.algorithms.detection.records import (
 )
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.config import Channel
-from sagemaker_cv.contract.content_types import RECORDIO
 from sagemaker_cv.contract.errors import AlgorithmError, ClientError
 from sagemaker_cv.inputs import manifest
 from sagemaker_cv.inputs.pipe import PipeSample
 from sagemaker_cv.inputs.recordio import unpack_image_record
 from sagemaker_cv.inputs.spool import Chunk
-from sagemaker_cv.inputs.stream import RecordStream, read_chunk, rewrite_chunk
+from sagemaker_cv.inputs.stream import RecordStream, pipe_splits, read_chunk, rewrite_chunk
 
 log = logs.get("detection")
-SPLITS = ("train", "validation")
 
 
 #: the attributes assumed when an augmented-manifest channel names none (Ground Truth's usual pair)
@@ -52,31 +50,14 @@ class StreamSpec:
 
 def resolve_streams(channels: dict[str, Channel]) -> tuple[dict[str, StreamSpec], list[str]]:
     """The splits read in Pipe mode, and every problem with how the channels ask for it."""
-    streams: dict[str, StreamSpec] = {}
-    problems: list[str] = []
-    for name, ch in channels.items():
-        if ch.input_mode != "Pipe":
-            if (ch.record_wrapper or "None") == "RecordIO" and name in SPLITS:
-                problems.append(
-                    f"channel {name!r} RecordWrapperType=RecordIO (an augmented manifest) in {ch.input_mode} "
-                    "mode: SageMaker streams augmented manifests in Pipe mode only; set TrainingInputMode to Pipe"
-                )
-            continue
-        if name not in SPLITS:
-            problems.append(
-                f"channel {name!r}: Pipe input mode is for the RecordIO channels train and validation; use File"
-            )
-        elif ch.media_type not in (None, RECORDIO):
-            problems.append(
-                f"channel {name!r} ContentType={ch.content_type!r} in Pipe mode: expected {RECORDIO} "
-                "(im2rec --pack-label files); images with JSON annotations need File mode"
-            )
-        else:
-            try:
-                streams[name] = StreamSpec(name, ch.distribution, manifest.layout_for(ch, DEFAULT_ATTRIBUTES))
-            except ClientError as exc:
-                problems.extend(exc.problems)
-    return streams, problems
+    splits, problems = pipe_splits(
+        channels,
+        DEFAULT_ATTRIBUTES,
+        file_mode_formats="(im2rec --pack-label files); images with JSON annotations need File mode",
+    )
+    return {
+        name: StreamSpec(name, ch.distribution, layout) for name, (ch, layout) in splits.items()
+    }, problems
 
 
 class DetectionStream(RecordStream):
