@@ -32,12 +32,6 @@ def detection_cluster(tmp_path, hosts: int) -> Cluster:
     return c
 
 
-@pytest.mark.xfail(
-    reason="open: a parameter server aborts with `Check failed: !stored.is_none(): init 8 first` at the first "
-    "step (MXNet's dist_sync kvstore with SSD's ResNet-50; image classification's small ResNets train on the "
-    "same launcher); not diagnosed yet",
-    strict=False,
-)
 def test_two_hosts_train_one_model_with_identical_weights(tmp_path):
     c = detection_cluster(tmp_path, 2)
     algorithm = {"SAGEMAKER_CV_ALGORITHM": "object-detection"}

@@ -47,8 +47,29 @@ def copy_params(source: HybridBlock, target: HybridBlock, ctx, dtype: str = "flo
 def materialize(net: HybridBlock, input_shape: tuple[int, ...], ctx) -> None:
     """Give every parameter its shape and value now (Gluon defers that to the first forward pass),
     so the model can be saved before a batch has run. One float32 forward in inference mode: before
-    any float16 cast, which CPUs could not run."""
+    any float16 cast, which CPUs could not run.
+
+    On CPUs, MXNet's oneDNN convolutions rewrite their weights in place into oneDNN's blocked layout
+    during an inference pass, asynchronously, whenever the engine reaches each layer (it may be
+    well into the first training step). The distributed kvstore cannot send an array in that
+    layout: the push by which the first worker initialises the parameter servers fails inside the
+    engine without an error reaching Python, the servers never receive those keys, and the first
+    pull of one aborts them (`Check failed: !stored.is_none(): init N first`, N whichever weight
+    the race left in that layout and a worker pulled first). So the pass is waited for, and every
+    parameter then gets fresh arrays in MXNet's own layout, with the same values."""
     net(mx.nd.zeros((1, *input_shape), ctx=ctx))
+    mx.nd.waitall()
+    default_layout(net)
+
+
+def default_layout(block: HybridBlock) -> None:
+    """Replace every initialised parameter's arrays (one per device) by copies in MXNet's default
+    layout, with new gradient buffers attached, before any Trainer or cached graph holds them."""
+    for param in block.collect_params().values():
+        if param._data is None:  # still deferred (not reached by the forward pass): nothing to copy
+            continue
+        param._data = [array.copyto(array.context) for array in param._data]
+        param._init_grad()
 
 
 def export_symbol_params(block: HybridBlock, prefix: Path, epoch: int, ctx) -> tuple[Path, Path]:
