@@ -23,6 +23,17 @@ class ChannelSpec:
     input_modes: tuple[str, ...] = ("File",)
 
 
+def unknown_channels(names, specs: tuple[ChannelSpec, ...], algorithm: str) -> list[str]:
+    """A problem for each channel the algorithm does not read; `model` is incremental training's
+    (training.incremental checks and reads it)."""
+    known = tuple(c.name for c in specs)
+    return [
+        f"channel {name!r}: not used by {algorithm} (expected {', '.join(known)})"
+        for name in names
+        if name != "model" and name not in known
+    ]
+
+
 @dataclass(frozen=True)
 class Pretrained:
     """One network the algorithm starts from ImageNet weights with use_pretrained_model=1."""

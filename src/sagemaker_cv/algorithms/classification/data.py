@@ -24,6 +24,7 @@ from sagemaker_cv.algorithms.classification.records import (
     scan_recordio,
 )
 from sagemaker_cv.algorithms.classification.stream import resolve_streams
+from sagemaker_cv.algorithms.record import unknown_channels
 from sagemaker_cv.contract.config import Channel
 from sagemaker_cv.contract.content_types import IMAGE_TYPES, RECORDIO
 from sagemaker_cv.contract.errors import ClientError
@@ -48,14 +49,10 @@ class Inputs:
 
 def resolve_inputs(channels: dict[str, Channel], paths: MLPaths, hp=None) -> Inputs:
     """Decide the input format and find the files; every problem in one ClientError."""
-    problems: list[str] = []
+    problems = unknown_channels(channels, CHANNELS, "image classification")
     for name, ch in channels.items():
-        if name == "model":
-            continue  # incremental training: checked by training.incremental
-        if name not in KNOWN_CHANNELS:
-            problems.append(
-                f"channel {name!r}: not used by image classification (expected {', '.join(KNOWN_CHANNELS)})"
-            )
+        if name == "model" or name not in KNOWN_CHANNELS:
+            continue
         if ch.media_type and ch.media_type not in (RECORDIO, *IMAGE_TYPES):
             problems.append(
                 f"channel {name!r} ContentType={ch.content_type!r}: expected {RECORDIO} or one of {', '.join(IMAGE_TYPES)}"

@@ -19,6 +19,7 @@ from sagemaker_cv.algorithms.classification.network import IMAGENET_MEAN
 from sagemaker_cv.algorithms.detection.channels import CHANNELS
 from sagemaker_cv.algorithms.detection.records import PreparedDetection, pack_annotated_images, scan_recordio
 from sagemaker_cv.algorithms.detection.stream import StreamSpec, resolve_streams
+from sagemaker_cv.algorithms.record import unknown_channels
 from sagemaker_cv.contract.config import Channel
 from sagemaker_cv.contract.content_types import IMAGE_TYPES, JSON, RECORDIO
 from sagemaker_cv.contract.errors import ClientError
@@ -39,15 +40,11 @@ class Inputs:
 
 def resolve_inputs(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
     """Decide the input format and find the files; every problem in one ClientError."""
-    problems: list[str] = []
+    problems = unknown_channels(channels, CHANNELS, "object detection")
     for name, ch in channels.items():
-        if name == "model":
-            continue  # incremental training: checked by training.incremental
-        if name not in KNOWN_CHANNELS:
-            problems.append(
-                f"channel {name!r}: not used by object detection (expected {', '.join(KNOWN_CHANNELS)})"
-            )
-        elif ch.media_type and ch.media_type not in (RECORDIO, *IMAGE_TYPES, JSON):
+        if name == "model" or name not in KNOWN_CHANNELS:
+            continue
+        if ch.media_type and ch.media_type not in (RECORDIO, *IMAGE_TYPES, JSON):
             problems.append(
                 f"channel {name!r} ContentType={ch.content_type!r}: expected {RECORDIO}, one of "
                 f"{', '.join(IMAGE_TYPES)} or {JSON}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sagemaker_cv.algorithms.record import unknown_channels
 from sagemaker_cv.algorithms.segmentation.channels import CHANNELS
 from sagemaker_cv.algorithms.segmentation.dataset import LabelMaps, Split, load_label_maps, scan_split
 from sagemaker_cv.algorithms.segmentation.labels import LabelMap
@@ -30,14 +31,10 @@ class Paths:
 
 def resolve(channels: dict[str, Channel], paths: MLPaths) -> Paths:
     """The channel directories; every problem in one ClientError."""
-    problems = []
+    problems = unknown_channels(channels, CHANNELS, "semantic segmentation")
     for name, ch in channels.items():
-        if name == "model":
-            continue  # checked and read by training.incremental
-        if name not in KNOWN:
-            problems.append(
-                f"channel {name!r}: not used by semantic segmentation (expected {', '.join(KNOWN)})"
-            )
+        if name == "model" or name not in KNOWN:
+            continue
         if ch.input_mode == "Pipe":
             problems.append(
                 f"channel {name!r}: Pipe input mode (augmented manifests with -ref PNG masks) is not supported "
