@@ -117,7 +117,9 @@ class Recipe:
         samples = 0
         tic = time.perf_counter()
         while samples < steps * self.batch:
-            for x, cls_targets, box_targets in self.loader:
+            for batch in self.loader:
+                # As train_ssd.py's split_and_load: the workers' batches live in shared memory.
+                x, cls_targets, box_targets = (a.as_in_context(mx.cpu()) for a in batch)
                 cls_loss = _ssd_step(self.net, self.trainer, self.loss_fn, x, cls_targets, box_targets)
                 self.metric.update(0, [loss * x.shape[0] for loss in cls_loss])
                 samples += x.shape[0]
