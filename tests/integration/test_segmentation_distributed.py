@@ -9,12 +9,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from test_distributed_training import free_ports
 
 from sagemaker_cv.tools.segmentation_demo import write_segmentation_tree
 
@@ -31,29 +31,13 @@ HP = {
 }
 
 
-def two_free_ports() -> int:
-    """A port p with p and p + 1 free (scheduler and control link)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 65000:
-            try:
-                with socket.socket() as s2:
-                    s2.bind(("", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no two consecutive free ports")
-
-
 def test_two_hosts_train_one_model_and_only_the_primary_validates_and_writes(tmp_path):
     roots = [tmp_path / name for name in HOSTS]
     write_segmentation_tree(
         roots[0], train=8, validation=2, sizes=(21, 29), label_map="scale", hyperparameters=HP
     )
     shutil.copytree(roots[0], roots[1])
-    port = two_free_ports()
+    port = free_ports()
     procs, logs = {}, {}
     try:
         for name, root in zip(HOSTS, roots):
