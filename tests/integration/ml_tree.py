@@ -83,3 +83,19 @@ def split_rec(rec: Path, names: list[str]) -> list[Path]:
         writer.close()
         parts.append(path)
     return parts
+
+
+def model_file_bytes(directory: Path) -> dict[str, bytes]:
+    """The model files' bytes, to compare two runs; the symbol's without the `__init__` attributes
+    of Gluon constants (e.g. the normalisation's mean and std), which carry a Python object id and
+    so differ between any two processes."""
+    out = {}
+    for p in sorted(directory.iterdir()):
+        data = p.read_bytes()
+        if p.name.endswith("-symbol.json"):
+            graph = json.loads(data)
+            for node in graph["nodes"]:
+                node.get("attrs", {}).pop("__init__", None)
+            data = json.dumps(graph).encode()
+        out[p.name] = data
+    return out

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ml_tree import cli_env, train
+from ml_tree import cli_env, model_file_bytes, train
 
 from sagemaker_cv.tools.demo import write_example_tree
 
@@ -56,21 +56,6 @@ def base(tmp_path_factory) -> Path:
 def copy(base: Path, target: Path) -> Path:
     shutil.copytree(base, target)
     return target
-
-
-def files(directory: Path) -> dict[str, bytes]:
-    """The model files' bytes; the symbol's without the `__init__` attributes of Gluon constants,
-    which carry a Python object id and so differ between any two processes."""
-    out = {}
-    for p in sorted(directory.iterdir()):
-        data = p.read_bytes()
-        if p.name.endswith("-symbol.json"):
-            graph = json.loads(data)
-            for node in graph["nodes"]:
-                node.get("attrs", {}).pop("__init__", None)
-            data = json.dumps(graph).encode()
-        out[p.name] = data
-    return out
 
 
 def test_sigkill_mid_epoch_then_restart_ends_as_an_uninterrupted_run(base, tmp_path):
@@ -114,7 +99,7 @@ def test_sigkill_mid_epoch_then_restart_ends_as_an_uninterrupted_run(base, tmp_p
     assert again.values("Validation-accuracy") == run.values("Validation-accuracy")[2:]
 
     # Exactly the uninterrupted run's model files and final state.
-    assert files(killed / "model") == files(whole / "model")
+    assert model_file_bytes(killed / "model") == model_file_bytes(whole / "model")
     for name in ("weights.params", "optimizer.states"):
         assert (killed / "checkpoints/checkpoint-0004" / name).read_bytes() == (
             whole / "checkpoints/checkpoint-0004" / name
@@ -129,14 +114,14 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_a_finished_job_stays_finishe
     root = copy(base, tmp_path / "ml")
     first = train(root, SAGEMAKER_CV_SEED=3)
     assert first.code == 0, first.out[-3000:]
-    model = files(root / "model")
+    model = model_file_bytes(root / "model")
     # A restart after the job ended: nothing left to train; the model is the checkpoint's.
     shutil.rmtree(root / "model")
     started = time.monotonic()
     again = train(root)
     assert again.code == 0, again.out[-3000:]
     assert "epochs 0 to 3 are done" in again.out and "Epoch[" not in again.out
-    assert files(root / "model") == model
+    assert model_file_bytes(root / "model") == model
     # A truncated newest checkpoint: named, skipped, the one before is used.
     weights = root / "checkpoints" / "checkpoint-0004" / "weights.params"
     weights.write_bytes(weights.read_bytes()[:100])

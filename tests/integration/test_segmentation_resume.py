@@ -12,25 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ml_tree import cli_env, train
+from ml_tree import cli_env, model_file_bytes, train
 
 from sagemaker_cv.tools.segmentation_demo import write_segmentation_tree
-
-
-def files(directory: Path) -> dict[str, bytes]:
-    """The model files' bytes; the symbol's without the `__init__` attributes of Gluon constants
-    (the normalisation's mean and std), which carry a Python object id."""
-    out = {}
-    for p in sorted(directory.iterdir()):
-        data = p.read_bytes()
-        if p.name.endswith("-symbol.json"):
-            graph = json.loads(data)
-            for node in graph["nodes"]:
-                node.get("attrs", {}).pop("__init__", None)
-            data = json.dumps(graph).encode()
-        out[p.name] = data
-    return out
-
 
 HP = {"epochs": 2, "crop_size": 17, "base_size": 20, "mini_batch_size": 2, "optimizer": "sgd"}
 
@@ -63,5 +47,5 @@ def test_sigkill_mid_epoch_then_restart_ends_as_an_uninterrupted_run(tmp_path):
     assert again.code == 0, again.out[-3000:]
     assert "training continues with epoch 1" in again.out and "Random seed: 5 (the checkpoint's)" in again.out
     assert "epoch: 0," not in again.out and "host: algo-1, epoch: 1, validation mIOU" in again.out
-    assert files(killed / "model") == files(whole / "model")
+    assert model_file_bytes(killed / "model") == model_file_bytes(whole / "model")
     assert not any(Path(killed / "model").glob(".*"))  # no temporary file left behind
