@@ -175,21 +175,58 @@ def _channels(**overrides) -> dict[str, Channel]:
     return {k: v for k, v in channels.items() if v is not None}
 
 
-def test_channels_that_this_version_refuses_are_named(tmp_path):
+PIPE = {"input_mode": "Pipe", "content_type": "application/x-recordio", "record_wrapper": "RecordIO"}
+
+
+def test_channels_in_file_and_pipe_mode(tmp_path):
     paths = MLPaths(tmp_path)
     for name in ("train", "validation", "train_annotation", "validation_annotation"):
         paths.channel(name).mkdir(parents=True)
     assert inputs.resolve(_channels(), paths).label_map is None
     # The model channel is training.incremental's to check and read.
     assert inputs.resolve(_channels(model=Channel("model")), paths).label_map is None
-    cases = {
-        "Pipe input mode (augmented manifests with -ref PNG masks) is not supported": _channels(
-            train=Channel("train", input_mode="Pipe")
+    # Pipe mode: the masks come in the stream, so no annotation channels; AttributeNames assumed
+    # when absent. The splits may differ in mode.
+    named = Channel("train", extra={"AttributeNames": ["source-ref", "city-streets-ref"]}, **PIPE)
+    piped = inputs.resolve(
+        _channels(
+            train=named,
+            validation=Channel("validation", **PIPE),
+            train_annotation=None,
+            validation_annotation=None,
         ),
-        "RecordIO-wrapped input (augmented manifests) is not supported": _channels(
+        paths,
+    )
+    assert piped.images == {} and piped.masks == {}
+    assert piped.streams["train"].layout.attributes == ("source-ref", "city-streets-ref")
+    assert piped.streams["validation"].layout.attributes == ("source-ref", "label-ref")
+    assert piped.streams["validation"].layout.assumed
+    mixed = inputs.resolve(_channels(train=named, train_annotation=None), paths)
+    assert list(mixed.streams) == ["train"] and list(mixed.images) == ["validation"]
+    cases = {
+        "channel 'train' RecordWrapperType='None' in Pipe mode: semantic segmentation streams augmented "
+        "manifests only": _channels(train=Channel("train", input_mode="Pipe"), train_annotation=None),
+        "channel 'train' AttributeNames=['source-ref', 'label']: 'label' does not end in -ref": _channels(
+            train=Channel("train", extra={"AttributeNames": ["source-ref", "label"]}, **PIPE),
+            train_annotation=None,
+        ),
+        "channel 'train' RecordWrapperType=RecordIO (an augmented manifest) in File mode: SageMaker streams "
+        "augmented manifests in Pipe mode only": _channels(
             train=Channel("train", content_type="application/x-recordio", record_wrapper="RecordIO")
         ),
-        "channel 'validation_annotation' is missing": _channels(validation_annotation=None),
+        "channel 'train' ContentType='application/x-recordio' in File mode: RecordIO is read only as an "
+        "augmented manifest in Pipe mode": _channels(
+            train=Channel("train", content_type="application/x-recordio")
+        ),
+        "channel 'train_annotation': not used while 'train' streams in Pipe mode": _channels(train=named),
+        "channel 'label_map': Pipe input mode is for the RecordIO channels train and validation": _channels(
+            label_map=Channel("label_map", input_mode="Pipe")
+        ),
+        # File mode still needs every annotation channel, with the same message as before.
+        "channel 'validation_annotation' is missing: semantic segmentation needs train, validation, "
+        "train_annotation, validation_annotation": _channels(validation_annotation=None),
+        "channel 'validation_annotation' is missing: semantic segmentation needs train, validation, "
+        "validation_annotation": _channels(train=named, train_annotation=None, validation_annotation=None),
         "channel 'extra': not used by semantic segmentation": _channels(extra=Channel("extra")),
     }
     for message, channels in cases.items():

@@ -233,8 +233,8 @@ def test_metrics_and_channels(algorithm):
     for m in ts["MetricDefinitions"]:
         re.compile(m["Regex"])
     assert [c["Name"] for c in ts["TrainingChannels"]] == CHANNELS[algorithm]
-    # Pipe mode is advertised only where the trainer reads it: RecordIO train/validation channels.
-    piped = {"train", "validation"} if algorithm in ("image-classification", "object-detection") else set()
+    # Pipe mode is advertised only where the trainer reads it: the train and validation channels.
+    piped = {"train", "validation"}  # every algorithm reads its RecordIO or manifest splits in Pipe mode
     for c in ts["TrainingChannels"]:
         assert c["SupportedInputModes"] == (["File", "Pipe"] if c["Name"] in piped else ["File"]), c["Name"]
     assert [c["Name"] for c in ts["TrainingChannels"] if c["IsRequired"]][:2] == ["train", "validation"][
@@ -276,3 +276,15 @@ def test_bad_arguments_name_the_value():
 def test_cli_prints_the_request(capsys):
     assert main(["spec", "--algorithm", "object-detection", "--image", IMAGE]) == 0
     assert json.loads(capsys.readouterr().out) == algorithm_spec("object-detection", IMAGE)
+
+
+def test_segmentation_pipe_jobs_need_no_annotation_channels():
+    """SageMaker refuses a job without a required channel: the annotation channels are required
+    only in File mode, which the trainer checks itself."""
+    spec = algorithm_spec("semantic-segmentation", IMAGE)["TrainingSpecification"]
+    channels = {c["Name"]: c for c in spec["TrainingChannels"]}
+    assert (
+        not channels["train_annotation"]["IsRequired"] and not channels["validation_annotation"]["IsRequired"]
+    )
+    assert "application/x-recordio" in channels["train"]["SupportedContentTypes"]
+    assert "application/x-recordio" in channels["validation"]["SupportedContentTypes"]

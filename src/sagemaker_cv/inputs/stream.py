@@ -1,7 +1,8 @@
 """A Pipe-mode channel as batches of a file-based iterator, epoch after epoch: the part every
 algorithm shares. An algorithm subclasses `RecordStream` with three things: how a streamed sample
-becomes the record its File-mode reader takes (`convert`), how that reader iterates a chunk file
-(`iterate`), and optionally how to go on when the reader fails inside a chunk (`recover`).
+becomes the record its File-mode reader takes (`convert`, or None to skip a sample it can tell is
+unusable, such as an undecodable image), how that reader iterates a chunk file (`iterate`), and
+optionally how to go on when the reader fails inside a chunk (`recover`).
 
 Per epoch: the next FIFO (`inputs.pipe`), its samples converted and cut into chunk files
 (`inputs.spool`), each chunk iterated in turn. Training yields the same number of batches on every
@@ -107,9 +108,10 @@ class RecordStream:
 
     # ---- what an algorithm provides -----------------------------------------------------------
 
-    def convert(self, sample: PipeSample, source: str) -> bytes:
+    def convert(self, sample: PipeSample, source: str) -> bytes | None:
         """The record the File-mode reader takes, from one streamed sample; ClientError naming
-        the sample when it is malformed."""
+        the sample when it is malformed; None to leave out a sample File mode would skip (the
+        subclass reports it)."""
         raise NotImplementedError
 
     def iterate(self, chunk: Chunk, *, train: bool, seed: int) -> Iterable:
@@ -125,7 +127,9 @@ class RecordStream:
 
     def _records(self, epoch: PipeEpoch) -> Iterator[tuple[int, bytes]]:
         for sample in epoch:
-            yield sample.number, self.convert(sample, epoch.path.name)
+            record = self.convert(sample, epoch.path.name)
+            if record is not None:
+                yield sample.number, record
 
     def _chunk_batches(
         self, chunk: Chunk, seed: int, train: bool, source: str
@@ -174,6 +178,8 @@ class RecordStream:
                         last.release()
                     last = chunk
             self._check_count(epoch, train)
+            if train and last is None and self.workers == 1:
+                raise ClientError(f"{source}: none of its {epoch.total} sample(s) is usable (see the log)")
             if not train or (self.workers == 1 and fixed is None):
                 return
             target = fixed or batches_per_epoch(

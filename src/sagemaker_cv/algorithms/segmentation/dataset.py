@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -43,27 +44,37 @@ class Unreadable(Exception):
     """Not an image this reader can decode."""
 
 
-def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3). EXIF orientation is ignored, as the mask has none to match it."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+def decode_image(data: bytes | np.ndarray, name: str) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from an encoded image. EXIF orientation is ignored, as the mask has
+    none to match it."""
+    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if buffer.size else None
     if image is None:
-        raise Unreadable(str(path))
+        raise Unreadable(name)
     return image[:, :, ::-1]
 
 
+def read_image(path: Path) -> np.ndarray:
+    return decode_image(np.fromfile(str(path), dtype=np.uint8), str(path))
+
+
 def read_mask(path: Path) -> tuple[np.ndarray, str | None]:
-    """The pixel values of a label image as one 2-D array, and what is wrong with its channels.
+    return decode_mask(path, str(path))
+
+
+def decode_mask(source: Path | BinaryIO, name: str) -> tuple[np.ndarray, str | None]:
+    """The pixel values of a label image (a file or a file object) as one 2-D array, and what is
+    wrong with its channels.
 
     Palette (`P`) images give their palette indices, never colours. Alpha channels say nothing
     about classes and are dropped."""
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             img.load()
             mode = img.mode
             array = np.asarray(img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise Unreadable(str(path)) from exc
+        raise Unreadable(name) from exc
     if mode == "1":
         array = array.astype(np.uint8)
     elif mode.endswith("A") and array.ndim == 3:  # LA, PA, RGBA
@@ -75,6 +86,27 @@ def read_mask(path: Path) -> tuple[np.ndarray, str | None]:
             return array.astype(np.int64), "holds non-integer pixel values (mode F)"
         array = array.astype(np.int64)
     return single_channel(array)
+
+
+def mask_defect(
+    values: np.ndarray, channel_problem: str | None, label_map: LabelMap, num_classes: int
+) -> str | None:
+    """What makes a decoded mask unusable (its channels, or the first pixel value that maps to no
+    class), or None."""
+    if channel_problem:
+        return channel_problem
+    _, bad = label_map.encode(values, num_classes)
+    return bad.describe(label_map, num_classes) if bad else None
+
+
+def size_mismatch(mask_size: tuple[int, ...], image_size: tuple[int, ...], image: str) -> str | None:
+    """The image and its mask must have the same height and width."""
+    if tuple(mask_size[:2]) == tuple(image_size[:2]):
+        return None
+    return (
+        f"size {mask_size[0]}x{mask_size[1]} (height x width) differs from {image} "
+        f"{image_size[0]}x{image_size[1]}"
+    )
 
 
 # ---- label maps ------------------------------------------------------------------------------
@@ -188,10 +220,7 @@ def scan_split(
             values, channel_problem = read_mask(path)
         except Unreadable:
             return None
-        if channel_problem:
-            return values.shape[:2], channel_problem
-        _, bad = label_map.encode(values, num_classes)
-        return values.shape[:2], bad.describe(label_map, num_classes) if bad else None
+        return values.shape[:2], mask_defect(values, channel_problem, label_map, num_classes)
 
     image_keys = [k for k, v in images.items() if len(v) == 1]
     mask_keys = [k for k, v in masks.items() if len(v) == 1]
@@ -215,11 +244,8 @@ def scan_split(
         mask_size, defect = check
         if defect:
             problems.append(f"{shown(mask, mask_dir)}: {defect}")
-        elif mask_size != sizes[key]:
-            problems.append(
-                f"{shown(mask, mask_dir)}: size {mask_size[0]}x{mask_size[1]} (height x width) differs from "
-                f"{shown(image, image_dir)} {sizes[key][0]}x{sizes[key][1]}"
-            )
+        elif mismatch := size_mismatch(mask_size, sizes[key], shown(image, image_dir)):
+            problems.append(f"{shown(mask, mask_dir)}: {mismatch}")
         else:
             samples.append((image, mask))
     for key in mask_keys:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from mxnet.gluon.data import BatchSampler, DataLoader, Dataset, Sampler
+from mxnet.gluon.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from sagemaker_cv.algorithms.segmentation.dataset import Split, read_image, read_mask
 from sagemaker_cv.algorithms.segmentation.transforms import center_crop, train_sample
@@ -61,12 +61,19 @@ class SegmentationSamples(Dataset):
     def __getitem__(self, key) -> tuple[np.ndarray, np.ndarray]:
         seed, index = key if isinstance(key, tuple) else (0, key)
         image, mask = self.load(index)
-        if self.mode == "train":
-            rng = np.random.default_rng([seed, index])
-            return train_sample(image, mask, self.base_size, self.crop_size, rng)
-        if self.mode == "center":
-            return center_crop(image, mask, self.crop_size)
-        return np.ascontiguousarray(image), mask
+        return transform(image, mask, self.mode, self.crop_size, self.base_size, (seed, index))
+
+
+def transform(
+    image: np.ndarray, mask: np.ndarray, mode: str, crop_size: int, base_size: int, key: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A decoded sample as one mode makes it: "train" draws its augmentation from a generator
+    seeded by `key` (pass seed, sample), "center" and "whole" are fixed."""
+    if mode == "train":
+        return train_sample(image, mask, base_size, crop_size, np.random.default_rng(list(key)))
+    if mode == "center":
+        return center_crop(image, mask, crop_size)
+    return np.ascontiguousarray(image), mask
 
 
 def stack(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +103,13 @@ def validation_loader(samples: SegmentationSamples, batch_size: int, workers: in
     return _loader(samples, BatchSampler(passes, batch_size, "keep"), workers)
 
 
-def _loader(samples: SegmentationSamples, batches: BatchSampler, workers: int | None) -> DataLoader:
+def chunk_loader(samples: Dataset, batch_size: int, workers: int | None) -> DataLoader:
+    """Batches of `samples` in their order (a Pipe-mode chunk: shuffled when written, whole
+    batches)."""
+    return _loader(samples, BatchSampler(SequentialSampler(len(samples)), batch_size, "keep"), workers)
+
+
+def _loader(samples: Dataset, batches: BatchSampler, workers: int | None) -> DataLoader:
     workers = default_workers() if workers is None else workers
     return DataLoader(
         samples, batch_sampler=batches, batchify_fn=stack, num_workers=workers, thread_pool=True

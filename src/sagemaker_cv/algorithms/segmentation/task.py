@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import mxnet as mx
@@ -23,15 +24,18 @@ from sagemaker_cv.algorithms.segmentation.loss import MixedLoss
 from sagemaker_cv.algorithms.segmentation.metrics import Confusion
 from sagemaker_cv.algorithms.segmentation.network import WholeImage, segmentation_network
 from sagemaker_cv.algorithms.segmentation.schedule import IterationSchedule
+from sagemaker_cv.algorithms.segmentation.stream import SegmentationStream, StreamSpec
 from sagemaker_cv.algorithms.segmentation.transforms import round_up8
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.files import atomic_path, write_text_atomic
 from sagemaker_cv.contract.job import Job
+from sagemaker_cv.inputs.pipe import PipeSettings
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params
-from sagemaker_cv.training.gluon_task import GluonTask
+from sagemaker_cv.training.gluon_task import GluonTask, skipped_note
 from sagemaker_cv.training.incremental import PREPARED_KEY
+from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.task import Metrics, Prepared
 
 log = logs.get("segmentation")
@@ -62,10 +66,20 @@ class SegmentationTask(GluonTask):
     def check_data(self) -> Prepared:
         hp = self.hp
         maps = inputs.label_maps(self.paths, hp.num_classes)
-        splits, problems = {}, []
+        splits, streams, problems = {}, {}, []
         # Only the first worker validates, so only it needs the validation data checked.
         for split in ("train", "validation") if self.validates else ("train",):
             log.info(label_map_line(split, getattr(maps, split).spec))
+            if split in self.paths.streams:
+                channel = self.job.paths.channel(split)
+                log.info(
+                    "Reading %s in Pipe mode from %s_0, %s_1, ... (checked as it streams)",
+                    split,
+                    channel,
+                    channel,
+                )
+                streams[split] = replace(self.paths.streams[split], label_map=getattr(maps, split))
+                continue
             try:
                 splits[split] = inputs.scan(
                     self.paths, split, getattr(maps, split), hp.num_classes, hp._workers
@@ -74,26 +88,15 @@ class SegmentationTask(GluonTask):
                 problems.extend(exc.problems)
         if problems:
             raise ClientError(problems)
-        train = splits["train"]
-        if train.count < hp.mini_batch_size:
-            raise ClientError(
-                f"train: {train.count} usable image(s), fewer than mini_batch_size={hp.mini_batch_size}; "
-                "add images or lower mini_batch_size"
-            )
-        if train.count != hp.num_training_samples:
-            log.warning(
-                "num_training_samples=%d but the train channel holds %d usable images; the learning-rate "
-                "schedule counts iterations from num_training_samples",
-                hp.num_training_samples,
-                train.count,
-            )
+        if "train" in splits:
+            self.check_training_count("train", splits["train"].count)
         for s in splits.values():
             for shown in s.skipped[:20]:
                 log.warning("%s is not a readable image file", shown)
         notes = tuple(inputs.skipped_note(s) for s in splits.values() if s.skipped)
         for note in notes:
             log.warning(note)
-        return Prepared({name: s.count for name, s in splits.items()}, notes, splits)
+        return Prepared({name: s.count for name, s in splits.items()}, notes, {**splits, **streams})
 
     # ---- network -------------------------------------------------------------------------------
 
@@ -192,7 +195,22 @@ class SegmentationTask(GluonTask):
         self.loss_fn = MixedLoss(hp._aux_weight if hp._aux_loss else None)
         self.loss_fn.hybridize()
         self.metric_names = []  # the built-in logs no training metric besides the loss
+        validation_mode = "whole" if hp.validation_mini_batch_size == 1 else "center"
+        self.val_loader = self.val_stream = self.train_stream = None
+        validation = prepared.data.get("validation")
+        if isinstance(validation, StreamSpec):
+            self.val_stream = (
+                self._stream(validation, validation_mode, training=False) if self.validates else None
+            )
+        elif validation is not None and self.validates:
+            val = SegmentationSamples(
+                validation, hp.num_classes, validation_mode, self.crop_size, hp.base_size
+            )
+            self.val_loader = validation_loader(val, hp.validation_mini_batch_size, hp._workers)
         train = prepared.data["train"]
+        if isinstance(train, StreamSpec):
+            self.train_stream = self._stream(train, validation_mode, training=True)
+            return lambda: (batch for batch, _ in self.train_stream.epoch(self.pass_seed())), None
         parts, part = self.shard("train")
         if train.count // parts < hp.mini_batch_size:
             raise ClientError(
@@ -203,13 +221,27 @@ class SegmentationTask(GluonTask):
         self.train_loader = train_loader(
             samples, hp.mini_batch_size, parts, part, hp._workers, self.pass_seed
         )
-        self.val_loader = None
-        validation = prepared.data.get("validation")
-        if validation is not None and self.validates:
-            mode = "whole" if hp.validation_mini_batch_size == 1 else "center"
-            val = SegmentationSamples(validation, hp.num_classes, mode, self.crop_size, hp.base_size)
-            self.val_loader = validation_loader(val, hp.validation_mini_batch_size, hp._workers)
         return (lambda: iter(self.train_loader)), train.count
+
+    def _stream(self, spec: StreamSpec, validation_mode: str, training: bool) -> SegmentationStream:
+        hp = self.hp
+        # Only the first worker validates: it reads the whole validation stream.
+        workers, rank = (self.plan.num_workers, self.plan.rank) if training else (1, 0)
+        return SegmentationStream(
+            spec,
+            self.job.paths.data_dir,
+            PipeSettings.from_env(),
+            num_classes=hp.num_classes,
+            validation_mode=validation_mode,
+            crop_size=self.crop_size,
+            base_size=hp.base_size,
+            threads=hp._workers,
+            batch_size=hp.mini_batch_size if training else hp.validation_mini_batch_size,
+            scratch=self.scratch,
+            workers=workers,
+            rank=rank,
+            num_training_samples=hp.num_training_samples,
+        )
 
     # ---- training ----------------------------------------------------------------------------------
 
@@ -248,10 +280,25 @@ class SegmentationTask(GluonTask):
 
     # ---- validation and export ---------------------------------------------------------------------
 
+    def _validation_batches(self):
+        """(batch, images of it to score): a stream's last batch repeats earlier samples."""
+        if self.val_stream is not None:
+            yield from self.val_stream.epoch(derive(self.job.seed, "validation", self.epoch), train=False)
+            return
+        for batch in self.val_loader:
+            yield batch, batch[0].shape[0]
+
+    def epoch_notes(self) -> list[str]:
+        streams = [s for s in (self.train_stream, self.val_stream) if s and s.skipped]
+        return [
+            *self.notes,
+            *(skipped_note(f"the {s.spec.channel} stream", len(s.skipped), s.skipped) for s in streams),
+        ]
+
     def validate(self) -> Metrics | None:
         """Whole images (validation_mini_batch_size=1) or centre crops through `WholeImage`, one
         batch per device at a time; metrics over every labelled pixel."""
-        if self.val_loader is None:
+        if self.val_loader is None and self.val_stream is None:
             return None
         confusion = Confusion(self.hp.num_classes)
         started = tic = time.perf_counter()
@@ -263,14 +310,16 @@ class SegmentationTask(GluonTask):
                 confusion.update(labels, probabilities.argmax(axis=1).astype("uint8").asnumpy())
             pending.clear()
 
-        for batch in self.val_loader:
+        for (pixels, labels), keep in self._validation_batches():
+            if keep <= 0:
+                continue
             device = self.ctx[len(pending) % len(self.ctx)]
-            x = self.cast_input(_nchw(mx.nd.array(batch[0], dtype=np.uint8, ctx=device)))
-            pending.append((batch[1], self.whole(x)))
+            x = self.cast_input(_nchw(mx.nd.array(pixels[:keep], dtype=np.uint8, ctx=device)))
+            pending.append((labels[:keep], self.whole(x)))
             if len(pending) == len(self.ctx):
                 drain()
-            images += batch[0].shape[0]
-            since += batch[0].shape[0]
+            images += keep
+            since += keep
             iterations += 1
             if iterations % self.log_interval == 0:
                 drain()
@@ -307,7 +356,7 @@ class SegmentationTask(GluonTask):
         return {k: str(v) for k, v in final.items()}
 
     def close(self) -> None:
-        self.train_loader = self.val_loader = None
+        self.train_loader = self.val_loader = self.train_stream = self.val_stream = None
         if self.sync_devices:
             self.device_threads.shutdown()
 
