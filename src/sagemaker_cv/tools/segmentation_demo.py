@@ -6,13 +6,19 @@ around every object is 255 ("ignore"), as in Pascal VOC. Masks can also be writt
 (`--label-map scale`: pixel = class x 3) or remapped (`--label-map map`), with the label map that
 decodes them in the label_map channel.
 
-    python -m sagemaker_cv.tools.segmentation_demo --root demo/ml [--label-map scale|map]
+With `--s3-root DIR` the job reads Pipe mode instead: the images and masks move to a local
+stand-in of S3 (`DIR/bucket/train/...`), each split gets an augmented manifest
+(`DIR/train.manifest`: per image, its `source-ref` then its mask's `label-ref`) and
+inputdataconfig.json streams `train` and `validation`; feed them with `tools.pipefeed`.
+
+    python -m sagemaker_cv.tools.segmentation_demo --root demo/ml [--label-map scale|map] [--s3-root DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -25,6 +31,7 @@ IGNORE = 255
 SCALE = 3
 PIXELS = {0: 7, 1: 0, 2: 101}  # class -> pixel value for --label-map map
 LABEL_MAPS = {"scale": {"scale": str(SCALE)}, "map": {"map": {str(c): p for c, p in PIXELS.items()}}}
+ATTRIBUTES = ("source-ref", "label-ref")
 PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (3 * 252) + [224, 224, 192]  # VOC's colours, 255 last
 
 
@@ -136,6 +143,47 @@ def write_segmentation_tree(
     return hp
 
 
+def pipe_channel(attributes: tuple[str, ...] = ATTRIBUTES) -> dict:
+    """inputdataconfig.json's entry for a split streamed as an augmented manifest of image and mask
+    references."""
+    return {
+        "ContentType": "application/x-recordio",
+        "TrainingInputMode": "Pipe",
+        "S3DistributionType": "FullyReplicated",
+        "RecordWrapperType": "RecordIO",
+        "AttributeNames": list(attributes),
+    }
+
+
+def move_to_manifests(root: Path, s3_root: Path, attributes: tuple[str, ...] = ATTRIBUTES) -> dict[str, Path]:
+    """Turn a tree written by `write_segmentation_tree` into a Pipe-mode job: its images and
+    masks move to `s3_root/bucket/<channel>/`, each split gets an augmented manifest
+    `s3_root/<split>.manifest` (`s3://bucket/...` references, the image first) and streams in
+    Pipe mode without its annotation channel. Returns the manifests by split."""
+    data, config = root / "input" / "data", root / "input" / "config" / "inputdataconfig.json"
+    channels = json.loads(config.read_text())
+    manifests = {}
+    for split in ("train", "validation"):
+        lines = [
+            json.dumps(
+                {
+                    attributes[0]: f"s3://bucket/{split}/{image.name}",
+                    attributes[1]: f"s3://bucket/{split}_annotation/{image.stem}.png",
+                }
+            )
+            for image in sorted((data / split).iterdir())
+        ]
+        for channel in (split, f"{split}_annotation"):
+            (s3_root / "bucket").mkdir(parents=True, exist_ok=True)
+            shutil.move(data / channel, s3_root / "bucket" / channel)
+            channels.pop(channel)
+        manifests[split] = s3_root / f"{split}.manifest"
+        manifests[split].write_text("\n".join(lines) + "\n")
+        channels[split] = pipe_channel(attributes)
+    config.write_text(json.dumps(channels, indent=2))
+    return manifests
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -144,11 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label-map", choices=("scale", "map"), help="encode masks through a label map")
     parser.add_argument("--train", type=int, default=48)
     parser.add_argument("--validation", type=int, default=12)
+    parser.add_argument("--s3-root", type=Path, help="Pipe mode: move the data here and write manifests")
     args = parser.parse_args(argv)
     hp = write_segmentation_tree(
         args.root, train=args.train, validation=args.validation, label_map=args.label_map
     )
     print(f"Wrote a semantic-segmentation /opt/ml tree to {args.root} with hyperparameters {hp}")
+    if args.s3_root:
+        for split, path in move_to_manifests(args.root, args.s3_root).items():
+            print(
+                f"python -m sagemaker_cv.tools.pipefeed --ml-root {args.root} --channel {split} --epochs "
+                f"{hp['epochs']} --manifest {path} --attributes {','.join(ATTRIBUTES)} --s3-root {args.s3_root} &"
+            )
     return 0
 
 
