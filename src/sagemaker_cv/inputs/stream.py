@@ -105,6 +105,7 @@ class RecordStream:
         parts, part = data_shard(distribution, workers, rank)
         self.channel = PipeChannel(channel, data_dir, settings, parts, part, group)
         self.warned_count = False
+        self.skipped: list[str] = []  # the samples left out as undecodable, named for the log
 
     # ---- what an algorithm provides -----------------------------------------------------------
 
@@ -149,6 +150,7 @@ class RecordStream:
     def epoch(self, seed: int, train: bool = True) -> Iterator[tuple[object, int]]:
         """One epoch from the next FIFO: (batch, real samples) pairs. The spooler shuffles
         training records within each chunk (seeded); validation keeps the stream's order."""
+        self.skipped = []  # the notes after an epoch name what that epoch skipped
         epoch = self.channel.next_epoch()
         source = epoch.path.name
         common = dict(batch_size=self.batch_size, workers=self.workers, distribution=self.distribution)

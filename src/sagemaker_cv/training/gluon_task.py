@@ -85,6 +85,8 @@ class GluonTask(Task):
         self.dtype = "float16" if self.hp.get("precision_dtype") == "float16" else "float32"
         self.tally = Tally()
         self.notes: tuple[str, ...] = ()
+        #: Pipe-mode channels (`inputs.stream.RecordStream`), set by `setup_data` when they stream
+        self.train_stream = self.val_stream = None
         self.epoch, self.passes = 0, 0
 
     # ---- what a task provides -----------------------------------------------------------------
@@ -276,7 +278,12 @@ class GluonTask(Task):
         return self.validate() if self.validates else None
 
     def epoch_notes(self) -> list[str]:
-        return list(self.notes)
+        """The data's notes, and the undecodable images each Pipe-mode stream skipped."""
+        streams = [s for s in (self.train_stream, self.val_stream) if s is not None and s.skipped]
+        return [
+            *self.notes,
+            *(skipped_note(f"the {s.channel.name} stream", len(s.skipped), s.skipped) for s in streams),
+        ]
 
     def export_source(self) -> tuple[HybridBlock, Any]:
         """The float32 network to export, with this step's weights, and the context to read them on."""

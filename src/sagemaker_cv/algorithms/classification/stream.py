@@ -113,7 +113,6 @@ class ClassificationStream(RecordStream):
             num_training_samples=num_training_samples,
         )
         self.spec, self.rules, self.make_iter = spec, rules, make_iter
-        self.skipped: list[str] = []
 
     def convert(self, sample: PipeSample, source: str) -> bytes:
         if self.spec.layout is None:

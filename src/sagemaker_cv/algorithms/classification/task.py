@@ -295,12 +295,5 @@ class ClassificationTask(GluonTask):
         )
         return [sym_path, params_path, shapes]
 
-    def epoch_notes(self) -> list[str]:
-        streams = [s for s in (self.train_stream, self.val_stream) if s and s.skipped]
-        return [
-            *self.notes,
-            *(skipped_note(f"the {s.spec.channel} stream", len(s.skipped), s.skipped) for s in streams),
-        ]
-
     def close(self) -> None:
         self.train_iter = self.val_iter = self.train_stream = self.val_stream = None

@@ -76,7 +76,6 @@ class DetectionStream(RecordStream):
             label_width,
             make_iter,
         )
-        self.skipped: list[str] = []
 
     def convert(self, sample: PipeSample, source: str) -> bytes:
         payload, where = sample.payloads[0], f"{source} record {sample.number}"

@@ -300,13 +300,6 @@ class DetectionTask(GluonTask):
         for batch in self.val_iter:
             yield batch, batch.data[0].shape[0] - (batch.pad or 0)
 
-    def epoch_notes(self) -> list[str]:
-        streams = [s for s in (self.train_stream, self.val_stream) if s and s.skipped]
-        return [
-            *self.notes,
-            *(skipped_note(f"the {s.spec.channel} stream", len(s.skipped), s.skipped) for s in streams),
-        ]
-
     def validate(self) -> Metrics | None:
         if self.val_iter is None and self.val_stream is None:
             return None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,11 +165,6 @@ class SegmentationStream(RecordStream):
         )
         self.spec, self.num_classes, self.validation_mode = spec, num_classes, validation_mode
         self.crop_size, self.base_size, self.threads = crop_size, base_size, threads
-        self.skipped: list[str] = []
-
-    def epoch(self, seed: int, train: bool = True) -> Iterator[tuple[object, int]]:
-        self.skipped = []  # the notes after an epoch name that epoch's skipped images
-        return super().epoch(seed, train)
 
     def convert(self, sample: PipeSample, source: str) -> bytes | None:
         layout, index = self.spec.layout, sample.number - 1

@@ -33,7 +33,7 @@ from sagemaker_cv.contract.job import Job
 from sagemaker_cv.inputs.pipe import PipeSettings
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params
-from sagemaker_cv.training.gluon_task import GluonTask, skipped_note
+from sagemaker_cv.training.gluon_task import GluonTask
 from sagemaker_cv.training.incremental import PREPARED_KEY
 from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.task import Metrics, Prepared
@@ -287,13 +287,6 @@ class SegmentationTask(GluonTask):
             return
         for batch in self.val_loader:
             yield batch, batch[0].shape[0]
-
-    def epoch_notes(self) -> list[str]:
-        streams = [s for s in (self.train_stream, self.val_stream) if s and s.skipped]
-        return [
-            *self.notes,
-            *(skipped_note(f"the {s.spec.channel} stream", len(s.skipped), s.skipped) for s in streams),
-        ]
 
     def validate(self) -> Metrics | None:
         """Whole images (validation_mini_batch_size=1) or centre crops through `WholeImage`, one
