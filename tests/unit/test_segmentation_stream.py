@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from sagemaker_cv.algorithms.segmentation.dataset import Split
 from sagemaker_cv.algorithms.segmentation.labels import DEFAULT, parse_label_map
@@ -105,7 +105,12 @@ def test_a_good_sample_is_packed_whole(tmp_path):
     ],
     ids=["text-for-image", "jpeg-mask", "text-mask", "truncated-png", "no-class", "rgb-mask", "sizes-differ"],
 )
-def test_each_defect_names_the_sample_the_attribute_and_the_value(tmp_path, image, label, message):
+def test_each_defect_names_the_sample_the_attribute_and_the_value(
+    tmp_path, monkeypatch, image, label, message
+):
+    # As in training, once GluonCV's model zoo (through gluoncv.data) has set it: a truncated PNG
+    # must still be refused, not decoded as zeros.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     with pytest.raises(ClientError) as info:
         convert(tmp_path, image, label)
     assert message in str(info.value)

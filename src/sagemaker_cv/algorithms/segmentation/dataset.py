@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from sagemaker_cv.algorithms.segmentation.labels import (
     DEFAULT,
@@ -68,6 +68,10 @@ def decode_mask(source: Path | BinaryIO, name: str) -> tuple[np.ndarray, str | N
 
     Palette (`P`) images give their palette indices, never colours. Alpha channels say nothing
     about classes and are dropped."""
+    # Importing GluonCV's model zoo imports gluoncv.data, which turns on PIL's
+    # LOAD_TRUNCATED_IMAGES for the whole process: a truncated mask would then decode as zeros
+    # (class 0) without a word. Nothing here wants that, so every decode turns it off again.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(source) as img:
             img.load()
