@@ -108,6 +108,20 @@ def test_resnet50_from_a_local_file_and_a_missing_file(tmp_path):
     )
 
 
+def test_a_weights_file_of_another_network_is_named_not_loaded(tmp_path, monkeypatch):
+    from sagemaker_cv.algorithms.detection.network import build_detector
+    from sagemaker_cv.contract.errors import ClientError
+
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    mx.nd.save(str(tmp_path / "models" / "resnet50_v1b-0000.params"), {"conv1.weight": mx.nd.zeros((1,))})
+    with pytest.raises(ClientError, match=r"do not fit resnet50_v1b \(missing bn1\.gamma"):
+        build_detector("resnet-50", 2, 300, pretrained=True, ctx=[mx.cpu()])
+    (tmp_path / "models" / "resnet50_v1b-0000.params").write_bytes(b"not a params file")
+    with pytest.raises(ClientError, match=r"resnet50_v1b-0000\.params: not an MXNet parameter file"):
+        build_detector("resnet-50", 2, 300, pretrained=True, ctx=[mx.cpu()])
+
+
 def test_a_diverging_loss_stops_with_a_client_error(tmp_path):
     root = tmp_path / "ml"
     hp = {

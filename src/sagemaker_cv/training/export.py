@@ -8,17 +8,56 @@ rather than by the global name counter (`resnetv10_conv0_weight`), so two instan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
+from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.files import atomic_path
+from sagemaker_cv.training.pretrained import pretrained_file
 
 
 def structural_params(block: HybridBlock) -> dict:
     """Parameters keyed by their place in the block tree (stable across instances)."""
     return block._collect_params_with_prefix()
+
+
+def load_pretrained(block: HybridBlock, name: str, ctx, required: Callable[[str], bool]) -> None:
+    """Load GluonCV's ImageNet parameters of network `name` ($MXNET_HOME/models) into `block`, whose
+    structural names are the file's. Every parameter `required` selects must be in the file with its
+    shape (a file of another network would otherwise load partly and silently); the rest, e.g. heads
+    the file does not have, keep their initialisation."""
+    path = pretrained_file(name)
+    try:
+        saved = mx.nd.load(str(path))
+    except mx.base.MXNetError as exc:
+        raise ClientError(
+            f"pretrained weights {path}: not an MXNet parameter file ({str(exc)[:120]})"
+        ) from None
+    params = structural_params(block)
+    needed = [k for k in params if required(k)]
+    missing = [k for k in needed if k not in saved]
+    # A shape of 0 is not known until the first forward: nothing to compare yet.
+    wrong = [
+        f"{k} {tuple(saved[k].shape)} (expected {params[k].shape})"
+        for k in needed
+        if k in saved
+        and params[k].shape
+        and 0 not in params[k].shape
+        and tuple(saved[k].shape) != params[k].shape
+    ]
+    if missing or wrong:
+        detail = f"missing {', '.join(missing[:3])}" if missing else f"shapes differ: {', '.join(wrong[:3])}"
+        raise ClientError(
+            f"pretrained weights {path}: do not fit {name} ({detail}); "
+            f"re-import them with `sagemaker-cv weights import FILE --network {name}`"
+        )
+    try:
+        block.load_parameters(str(path), ctx=ctx, allow_missing=True, ignore_extra=True)
+    except (mx.base.MXNetError, AssertionError, ValueError) as exc:
+        raise ClientError(f"pretrained weights {path}: do not fit {name} ({str(exc)[:200]})") from None
 
 
 def initialize_missing(block: HybridBlock, init, ctx) -> None:

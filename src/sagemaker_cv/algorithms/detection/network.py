@@ -14,7 +14,6 @@ The network takes raw RGB 0-255 pixels and normalises them itself.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import mxnet as mx
@@ -22,9 +21,7 @@ from mxnet.gluon import HybridBlock
 
 from sagemaker_cv.algorithms.classification.network import Normalized
 from sagemaker_cv.algorithms.detection.layers import resnet_builtin_name, select_frozen, vgg_builtin_name
-from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.training.export import initialize_missing, structural_params
-from sagemaker_cv.training.pretrained import pretrained_file
+from sagemaker_cv.training.export import initialize_missing, load_pretrained, structural_params
 
 _RATIOS_6 = [[1, 2, 0.5]] + [[1, 2, 0.5, 3, 1.0 / 3]] * 3 + [[1, 2, 0.5]] * 2
 _RATIOS_7 = [[1, 2, 0.5]] + [[1, 2, 0.5, 3, 1.0 / 3]] * 4 + [[1, 2, 0.5]] * 2
@@ -73,31 +70,13 @@ class Detector:
         return mx.nd.concat(*parts, dim=1)
 
 
-def _load_base(base: HybridBlock, name: str, ctx, required: Callable[[str], bool]) -> None:
-    """Load ImageNet weights from $MXNET_HOME/models into `base`; every parameter `required` says the
-    file must hold has to be there with its shape."""
-    path = pretrained_file(name)
-    saved = mx.nd.load(str(path))
-    ours = structural_params(base)
-    missing = [k for k in ours if required(k) and k not in saved]
-    if missing:
-        raise ClientError(
-            f"pretrained weights {path}: not GluonCV's {name} parameters (missing {', '.join(missing[:3])}"
-            f"{' ...' if len(missing) > 3 else ''})"
-        )
-    try:
-        base.load_parameters(str(path), ctx=ctx, allow_missing=True, ignore_extra=True)
-    except (mx.base.MXNetError, AssertionError, ValueError) as exc:
-        raise ClientError(f"pretrained weights {path}: do not fit {name} ({str(exc)[:200]})") from None
-
-
 def _vgg(image_shape: int, pretrained: bool, ctx) -> tuple[HybridBlock, Preset]:
     from gluoncv.model_zoo.ssd.vgg_atrous import get_vgg_atrous_extractor
 
     preset = VGG_512 if image_shape >= 512 else VGG_300
     features = get_vgg_atrous_extractor(16, preset.size, prefix="vgg16_")
     if pretrained:
-        _load_base(features, WEIGHTS["vgg-16"], ctx, lambda key: key.startswith(("stages.", "norm4.")))
+        load_pretrained(features, WEIGHTS["vgg-16"], ctx, lambda key: key.startswith(("stages.", "norm4.")))
     return features, preset
 
 
@@ -106,7 +85,7 @@ def _resnet(image_shape: int, pretrained: bool, ctx) -> tuple[HybridBlock, Prese
 
     base = get_model("resnet50_v1b", pretrained=False)
     if pretrained:
-        _load_base(base, WEIGHTS["resnet-50"], ctx, lambda key: not key.startswith("fc."))
+        load_pretrained(base, WEIGHTS["resnet-50"], ctx, lambda key: not key.startswith("fc."))
     return base, RESNET_512
 
 

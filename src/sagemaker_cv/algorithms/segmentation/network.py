@@ -20,9 +20,7 @@ import io
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
-from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.training.export import initialize_missing, structural_params
-from sagemaker_cv.training.pretrained import pretrained_file
+from sagemaker_cv.training.export import initialize_missing, load_pretrained
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # GluonCV's Normalize([.485, .456, .406], [.229, .224, .225]) x 255
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -148,32 +146,5 @@ def segmentation_network(
 def load_backbone(model: HybridBlock, backbone: str, ctx: list) -> None:
     """Load GluonCV's ImageNet `resnet*_v1s` parameters into the network's backbone blocks (which
     carry the same structural names); the heads keep their fresh initialisation."""
-    name = pretrained_name(backbone)
-    path = pretrained_file(name)
-    try:
-        saved = mx.nd.load(str(path))
-    except mx.base.MXNetError as exc:
-        raise ClientError(
-            f"pretrained weights {path}: not an MXNet parameter file ({str(exc)[:120]})"
-        ) from None
-    params = structural_params(model)
-    needed = [k for k in params if k.split(".")[0] in BACKBONE_BLOCKS]
-    missing = [k for k in needed if k not in saved]
-    wrong = [
-        f"{k} {tuple(saved[k].shape)} (expected {params[k].shape})"
-        for k in needed
-        if k in saved
-        and params[k].shape
-        and 0 not in params[k].shape
-        and tuple(saved[k].shape) != params[k].shape
-    ]
-    if missing or wrong:
-        detail = f"missing {', '.join(missing[:3])}" if missing else f"shapes differ: {', '.join(wrong[:3])}"
-        raise ClientError(
-            f"pretrained weights {path}: do not fit {name} ({detail}); "
-            f"re-import them with `sagemaker-cv weights import FILE --network {name}`"
-        )
-    try:
-        model.load_parameters(str(path), ctx=ctx, allow_missing=True, ignore_extra=True)
-    except (mx.base.MXNetError, AssertionError, ValueError) as exc:
-        raise ClientError(f"pretrained weights {path}: do not fit {name} ({str(exc)[:200]})") from None
+    blocks = set(BACKBONE_BLOCKS)
+    load_pretrained(model, pretrained_name(backbone), ctx, lambda key: key.split(".")[0] in blocks)
