@@ -154,6 +154,14 @@ class GluonTask(Task):
 
     # ---- shared ---------------------------------------------------------------------------------
 
+    def log_streamed(self, split: str) -> None:
+        """Say that a split is read in Pipe mode: its FIFOs are not there to be checked before
+        training, so its records are checked as they arrive."""
+        channel = self.job.paths.channel(split)
+        log.info(
+            "Reading %s in Pipe mode from %s_0, %s_1, ... (checked as it streams)", split, channel, channel
+        )
+
     def check_training_count(self, source: str, count: int) -> None:
         """Refuse fewer usable training images than a batch; say when num_training_samples (which
         sets up the schedule) disagrees with the data."""

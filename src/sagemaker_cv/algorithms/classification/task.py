@@ -49,12 +49,7 @@ class ClassificationTask(GluonTask):
         records: dict[str, PreparedRecords] = {}
         for split, files in (("train", self.inputs.train), ("validation", self.inputs.validation)):
             if split in self.inputs.streams:
-                log.info(
-                    "Reading %s in Pipe mode from %s_0, %s_1, ... (checked as it streams)",
-                    split,
-                    self.job.paths.channel(split),
-                    self.job.paths.channel(split),
-                )
+                self.log_streamed(split)
                 continue
             if self.inputs.format == "recordio":
                 log.info("Searching for .rec files in %s.", self.job.paths.channel(split))

@@ -57,12 +57,7 @@ class DetectionTask(GluonTask):
         problems: list[str] = []
         for split in data.SPLITS:  # both splits are checked, so that one error lists every problem
             if split in self.inputs.streams:
-                log.info(
-                    "Reading %s in Pipe mode from %s_0, %s_1, ... (checked as it streams)",
-                    split,
-                    self.job.paths.channel(split),
-                    self.job.paths.channel(split),
-                )
+                self.log_streamed(split)
                 continue
             if self.inputs.format == "images":
                 log.info("Creating record files for %s and %s_annotation", split, split)

@@ -71,13 +71,7 @@ class SegmentationTask(GluonTask):
         for split in ("train", "validation") if self.validates else ("train",):
             log.info(label_map_line(split, getattr(maps, split).spec))
             if split in self.paths.streams:
-                channel = self.job.paths.channel(split)
-                log.info(
-                    "Reading %s in Pipe mode from %s_0, %s_1, ... (checked as it streams)",
-                    split,
-                    channel,
-                    channel,
-                )
+                self.log_streamed(split)
                 streams[split] = replace(self.paths.streams[split], label_map=getattr(maps, split))
                 continue
             try:
