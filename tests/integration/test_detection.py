@@ -20,21 +20,21 @@ from sagemaker_cv.tools.spec import metric_definitions
 pytestmark = pytest.mark.slow
 
 PREFIX = r"\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d (?:INFO|WARNING) \d+\] "
-# From scratch, adam at 0.001 on batches of 2, with the first two ResNet stages frozen (random but
-# fixed features; a step costs about half). Measured on two shared CPU cores: the training cross
-# entropy falls from 50-85 after the first epoch to 6-25 after the second or third, but validation
-# mAP stays at 0.0-0.1 for the first 50-70 steps (a detector answering 100 random boxes per image
-# scores about 0.015): mAP well above chance needs minutes more than a CI test may take, or
-# ImageNet weights for the base, which tests do not download.
+# From scratch, adam at 0.001 on batches of 4, one shape class, every layer trained. Measured on two
+# CPU cores shared with other work, seed 1: validation mAP 0.01, 0.01, 0.0, 0.0, 0.03, 0.11, 0.12, 0.27
+# over the 8 epochs (64 steps); a detector answering 100 random boxes per image scores about 0.015.
+# With the first two ResNet stages frozen at their random initialisation (half the cost of a step)
+# the same run stays at mAP 0.0: those stages must learn too.
 LEARN = {
     "base_network": "resnet-50",
     "use_pretrained_model": "0",
-    "freeze_layer_pattern": "^(conv0_|bn0_|stage1_|stage2_)",
     "optimizer": "adam",
     "learning_rate": "0.001",
-    "mini_batch_size": "2",
-    "epochs": "4",
+    "mini_batch_size": "4",
+    "epochs": "8",
 }
+EPOCHS = 8
+CHANCE = 0.015  # VOC07 mAP of 100 random boxes per image on this toy set
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -94,29 +94,25 @@ def test_learns_from_images_and_json_and_writes_the_builtin_artifacts(tmp_path):
         root,
         content="images",
         num_classes=1,
-        train_images=24,
-        val_images=8,
+        train_images=32,
+        val_images=16,
         max_objects=1,
         hyperparameters=LEARN,
     )
-    run = train(root, "--algorithm", "object-detection", timeout=1500)
+    run = train(root, "--algorithm", "object-detection", timeout=1800, SAGEMAKER_CV_SEED=1)
     assert run.code == 0, run.out[-3000:]
     maps = logged(run.out, "validation mAP")
-    assert len(maps) == 4, maps
+    assert len(maps) == EPOCHS, maps
     losses = logged(run.out, "train cross_entropy")
-    assert losses[-1] < losses[0] / 2, losses  # it learns
-    frozen = re.search(r"Freezing 72 parameter\(s\) of layers (.*) \(freeze_layer_pattern=", run.out)
-    assert (
-        frozen
-        and frozen.group(1).startswith("bn0, conv0, stage1_unit1_bn1, ")
-        and "stage3" not in frozen.group(1)
-    )
+    assert losses[-1] < losses[0] / 2, losses
+    # It finds the objects: well above what random boxes score (checked independently below).
+    assert max(maps) > 5 * CHANCE, maps
 
     # The built-in's lines, in its formats.
     for pattern in (
         r"Epoch:    0, batches: +\d+, num_examples: +\d+, \d+\.\d samples/sec, epoch time so far:  0:\d\d:\d\d\.\d{6}\n",
-        r"#quality_metric: host=algo-1, epoch=3, batch=12 train cross_entropy <loss>=\([0-9.e+-]+\)\n",
-        r"#quality_metric: host=algo-1, epoch=3, batch=12 train smooth_l1 <loss>=\([0-9.e+-]+\)\n",
+        r"#quality_metric: host=algo-1, epoch=7, batch=8 train cross_entropy <loss>=\([0-9.e+-]+\)\n",
+        r"#quality_metric: host=algo-1, epoch=7, batch=8 train smooth_l1 <loss>=\([0-9.e+-]+\)\n",
         r"#quality_metric: host=algo-1, epoch=0, validation mAP <score>=\([0-9.e+-]+\)\n",
         r"Updating the best model with validation-mAP=[0-9.e+-]+\n",
         r'Saved checkpoint to "' + re.escape(str(root)) + r'/model/model_algo_1-0000\.params"\n',
@@ -178,7 +174,7 @@ def test_learns_from_images_and_json_and_writes_the_builtin_artifacts(tmp_path):
     detections = np.concatenate(
         [net(mx.nd.stack(*images[i : i + 8])).asnumpy() for i in range(0, len(images), 8)]
     )
-    assert detections.shape == (8, 100, 6)
+    assert detections.shape == (16, 100, 6)
     found = detections[detections[:, :, 0] >= 0]
     assert np.all((found[:, 2:] >= 0) & (found[:, 2:] <= 1)) and np.all(found[:, 1] <= 1)
     assert abs(voc07_map(list(detections), truths, 0.5) - max(maps)) < 1e-6, (

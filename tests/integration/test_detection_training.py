@@ -87,15 +87,23 @@ def test_resnet50_from_a_local_file_and_a_missing_file(tmp_path):
         content="images",
         train_images=2,
         val_images=2,
-        hyperparameters={**SMALL, "use_pretrained_model": "1", "freeze_layer_pattern": "^conv0_"},
+        hyperparameters={
+            **SMALL,
+            "use_pretrained_model": "1",
+            "freeze_layer_pattern": "^(conv0_|bn0_|stage1_|stage2_)",
+        },
     )
     file = base_weights(tmp_path / "home", "resnet50_v1b")
     run = train(root, "--algorithm", "object-detection", MXNET_HOME=tmp_path / "home")
     assert run.code == 0, run.out[-3000:]
-    assert "Freezing 1 parameter(s) of layers conv0 (freeze_layer_pattern='^conv0_')" in run.out
+    # The built-in's ResNet-50 layer names: the stem and the first two stages.
+    frozen = re.search(r"Freezing 72 parameter\(s\) of layers (.*) \(freeze_layer_pattern=", run.out)
+    assert frozen and frozen.group(1).startswith("bn0, conv0, stage1_unit1_bn1, "), run.out[-3000:]
+    assert "stage2_unit4_conv3" in frozen.group(1) and "stage3" not in frozen.group(1)
     model = saved(root)
     assert np.array_equal(model["resnetv1b_conv0_weight"], file["conv1.weight"])
-    assert not np.array_equal(model["resnetv1b_layers1_conv0_weight"], file["layer1.0.conv1.weight"])
+    assert np.array_equal(model["resnetv1b_layers2_conv11_weight"], file["layer2.3.conv3.weight"])
+    assert not np.array_equal(model["resnetv1b_layers3_conv0_weight"], file["layer3.0.conv1.weight"])
 
     shutil.rmtree(root / "model")
     (root / "model").mkdir()
