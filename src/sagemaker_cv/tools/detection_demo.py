@@ -168,9 +168,11 @@ def write_detection_tree(
     return hp
 
 
-# From scratch on two CPU cores: the first two ResNet stages stay at their random initialisation
-# (a step then costs about half), small batches give more updates per image.
-DEMO = {"freeze_layer_pattern": "^(conv0_|bn0_|stage1_|stage2_)", "mini_batch_size": "4", "epochs": "6"}
+# From scratch on two CPU cores, the demo's job is the toy set's easiest form: one shape (discs) per
+# picture, every layer trained (random stages left frozen kept mAP at 0), small batches for more
+# updates per image. Measured: validation mAP 0.14 after 4 epochs, 0.3 after 12, 0.6 after 14.
+DEMO = {"mini_batch_size": "4", "epochs": "14"}
+DEMO_DATA = {"num_classes": 1, "max_objects": 1}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", type=Path, required=True, help="where to write the /opt/ml tree")
     parser.add_argument("--content", choices=("recordio", "images"), default="recordio")
-    parser.add_argument("--train-images", type=int, default=120)
-    parser.add_argument("--val-images", type=int, default=30)
+    parser.add_argument("--train-images", type=int, default=64)
+    parser.add_argument("--val-images", type=int, default=16)
     args = parser.parse_args(argv)
     hp = write_detection_tree(
         args.root,
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         train_images=args.train_images,
         val_images=args.val_images,
         hyperparameters=DEMO,
+        **DEMO_DATA,
     )
     print(f"Wrote an object-detection /opt/ml tree to {args.root} with hyperparameters {hp}")
     return 0
