@@ -176,14 +176,14 @@ class DetectionTask(GluonTask):
         self.anchors = [self.detector.anchors(c) for c in ctx]
         # A hybridized network keeps the graph of its first call, the training one; evaluation and
         # export go through this wrapper, whose own graph is the inference one (same parameters).
-        # Measured on MXNet 1.9.1: a wrapper hybridized with static_alloc/static_shape read stale
-        # weights and BatchNorm statistics (detections unlike the trained network's), so it stays
-        # dynamic. Its hybridize() reaches the network inside it too, so the training graph is made
-        # static again afterwards: that one reads the trained arrays (checked against a fresh load
-        # of the saved parameters) and is measured faster on CPU.
+        # Measured on MXNet 1.9.1: with static_alloc/static_shape, the wrapper's graph read stale
+        # weights and BatchNorm statistics (detections unlike the trained network's); without them
+        # both graphs read the same arrays. A static training graph under a dynamic wrapper is not
+        # safe either: parameters exported while a step was still running differed from those the
+        # wrapper computed with afterwards (test_the_exported_graph_detects_as_the_trained_network).
+        self.net.hybridize()
         self.export_block = Detections(self.net, hp.image_shape)
         self.export_block.hybridize()
-        self.net.hybridize(static_alloc=True, static_shape=True)
 
     def setup_data(self, prepared: Prepared):
         from gluoncv.loss import SSDMultiBoxLoss
