@@ -160,7 +160,7 @@ def test_the_exported_graph_detects_as_the_trained_network(tmp_path):
 def test_a_diverged_batch_is_named_and_nothing_is_written_after_it(tmp_path):
     """The loss is read one batch late (so the next batch is prepared while a step runs): the
     error still names the batch that diverged, at the next batch, at the end of the epoch, or
-    before a stopped job writes its model."""
+    when a stopped job ends."""
     import threading
 
     from sagemaker_cv.algorithms.detection.task import DetectionTask
@@ -188,11 +188,13 @@ def test_a_diverged_batch_is_named_and_nothing_is_written_after_it(tmp_path):
     task.steps = 1
     with pytest.raises(ClientError, match=r"at epoch 0, batch 1;"):
         engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1)
-    # A stop request ends the epoch after its first batch; the model is not written with it.
+    # A stop request ends the epoch after its first batch: nothing is written, and the job still
+    # fails with the divergence when the task is closed.
     task.steps = 2
     stop = threading.Event()
     stop.set()
+    state = engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1, stop=stop)
+    assert state.interrupted
     with pytest.raises(ClientError, match=r"at epoch 0, batch 1;"):
-        engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1, stop=stop)
+        task.close()
     assert not list(model_dir.iterdir())
-    task.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -366,4 +367,10 @@ class DetectionTask(GluonTask):
         return {p.name: str(final.get(p.name, "")) for p in self.schema.params if not p.ignored}
 
     def close(self) -> None:
-        self.train_iter = self.val_iter = self.train_stream = self.val_stream = None
+        try:
+            # A stop request (SIGTERM) ends the loop before the last batch's loss is read: a
+            # divergence is still the job's outcome, unless it is already failing for another reason.
+            if sys.exc_info()[1] is None:
+                self.check_divergence()
+        finally:
+            self.train_iter = self.val_iter = self.train_stream = self.val_stream = None
