@@ -177,3 +177,46 @@ def test_the_exported_graph_detects_as_the_trained_network(tmp_path):
     assert ours.shape == (2, 100, 6)
     assert np.allclose(ours, theirs, atol=1e-5)
     task.close()
+
+
+def test_a_diverged_batch_is_named_and_nothing_is_written_after_it(tmp_path):
+    """The loss is read one batch late (so the next batch is prepared while a step runs): the
+    error still names the batch that diverged, at the next batch, at the end of the epoch, or
+    when a stopped job ends."""
+    import threading
+
+    from sagemaker_cv.algorithms.detection.task import DetectionTask
+    from sagemaker_cv.contract.errors import ClientError
+    from sagemaker_cv.contract.job import load_job
+    from sagemaker_cv.contract.paths import MLPaths
+    from sagemaker_cv.training import engine
+    from sagemaker_cv.training import hooks as h
+    from sagemaker_cv.training.devices import plan_devices
+
+    root = tmp_path / "ml"
+    write_detection_tree(root, content="images", train_images=4, val_images=2, hyperparameters=SMALL)
+    task = DetectionTask(
+        load_job(MLPaths(root), "object-detection", num_gpus=0), plan_devices(0), tmp_path / "s"
+    )
+    task.setup(task.check_data())
+    for param in task.trainable_parameters().values():  # every loss from the first batch on is NaN
+        param.set_data(param.data() * float("nan"))
+    model_dir = root / "model"
+
+    # Two batches per epoch: the first batch's loss is read while the second batch runs.
+    with pytest.raises(ClientError, match=r"diverged \(NaN or infinite\) at epoch 0, batch 1;"):
+        engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1)
+    # The epoch's last batch is read before the epoch's hooks validate or write.
+    task.steps = 1
+    with pytest.raises(ClientError, match=r"at epoch 0, batch 1;"):
+        engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1)
+    # A stop request ends the epoch after its first batch: nothing is written, and the job still
+    # fails with the divergence when the task is closed.
+    task.steps = 2
+    stop = threading.Event()
+    stop.set()
+    state = engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1, stop=stop)
+    assert state.interrupted
+    with pytest.raises(ClientError, match=r"at epoch 0, batch 1;"):
+        task.close()
+    assert not list(model_dir.iterdir())

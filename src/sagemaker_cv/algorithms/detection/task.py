@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class DetectionTask(GluonTask):
         self.log = DetectionLogLines(job.resource.current_host, self.hp.mini_batch_size)
         self.inputs = data.resolve_inputs(job.channels, job.paths)
         self.position = (0, 0)  # (epoch, batch) of the current step, for a diverging loss
+        self.unchecked = None  # ((epoch, batch), its loss) of a batch not yet checked for divergence
 
     # ---- data ----------------------------------------------------------------------------------
 
@@ -172,7 +174,9 @@ class DetectionTask(GluonTask):
         # export go through this wrapper, whose own graph is the inference one (same parameters).
         # Measured on MXNet 1.9.1: with static_alloc/static_shape, the wrapper's graph read stale
         # weights and BatchNorm statistics (detections unlike the trained network's); without them
-        # both graphs read the same arrays.
+        # both graphs read the same arrays. A static training graph under a dynamic wrapper is not
+        # safe either: parameters exported while a step was still running differed from those the
+        # wrapper computed with afterwards (test_the_exported_graph_detects_as_the_trained_network).
         self.net.hybridize()
         self.export_block = Detections(self.net, hp.image_shape)
         self.export_block.hybridize()
@@ -244,6 +248,7 @@ class DetectionTask(GluonTask):
         for batch_number, batch in enumerate(super().batches(epoch), 1):
             self.position = (epoch, batch_number)
             yield batch
+        self.check_divergence()  # the epoch's last batch, before anything validates or writes
 
     def _device_targets(self, batch) -> list[tuple]:
         """(images, ground-truth boxes, ground-truth ids) per device."""
@@ -272,17 +277,38 @@ class DetectionTask(GluonTask):
         cls_losses, box_losses = outputs
         # Each device holds its share of the batch's loss (the loss is divided by the positives of
         # the whole batch): one value per batch is their sum.
-        values = []
+        total = None
         for device, (ce, l1) in enumerate(zip(cls_losses, box_losses)):
-            self.tally.add("cross_entropy", device, ce.sum(), int(device == 0))
-            self.tally.add("smooth_l1", device, l1.sum(), int(device == 0))
-            values.append((ce.sum() + l1.sum()).asscalar())
-        if not all(math.isfinite(v) for v in values):
-            epoch, batch = self.position
+            ce, l1 = ce.sum(), l1.sum()
+            self.tally.add("cross_entropy", device, ce, int(device == 0))
+            self.tally.add("smooth_l1", device, l1, int(device == 0))
+            value = (ce + l1).as_in_context(mx.cpu())
+            total = value if total is None else total + value
+        # Reading this batch's loss now would wait for its backward pass and update, and the next
+        # batch could not be prepared meanwhile: the previous batch's loss (finished by now) is
+        # checked instead, and the last one wherever values are read or weights written.
+        self.check_divergence()
+        self.unchecked = (self.position, total)
+
+    def check_divergence(self) -> None:
+        """Stop the job if the last scored batch's loss is NaN or infinite (waits for that batch)."""
+        if self.unchecked is None:
+            return
+        (epoch, batch), total = self.unchecked
+        self.unchecked = None
+        if not math.isfinite(total.asscalar()):
             raise ClientError(
                 f"the training loss diverged (NaN or infinite) at epoch {epoch}, batch {batch}; lower "
                 f"learning_rate (now {self.hp.learning_rate:g}): SSD trained from scratch diverges easily"
             )
+
+    def running_metrics(self) -> Metrics:
+        self.check_divergence()
+        return super().running_metrics()
+
+    def train_metrics(self) -> Metrics:
+        self.check_divergence()
+        return super().train_metrics()
 
     # ---- validation and export -------------------------------------------------------------------
 
@@ -309,6 +335,7 @@ class DetectionTask(GluonTask):
         return [("mAP", metric.value())]
 
     def save(self, epoch_number: int) -> list[Path]:
+        self.check_divergence()  # a stop request can end an epoch before its last batch is checked
         model_dir = self.job.paths.model_dir
         model_dir.mkdir(parents=True, exist_ok=True)
         _, ctx = self.export_source()
@@ -317,6 +344,10 @@ class DetectionTask(GluonTask):
         write_text_atomic(hyperparams, json.dumps(self.hyperparameter_strings()))
         return [sym_path, params_path, hyperparams]
 
+    def save_state(self, directory: Path) -> list[Path]:
+        self.check_divergence()
+        return super().save_state(directory)
+
     def hyperparameter_strings(self) -> dict[str, str]:
         """The final configuration as the built-in writes it into hyperparams.json: every value a
         string ('' when unset), so `int(hp['image_shape'])` works as on its files."""
@@ -324,4 +355,10 @@ class DetectionTask(GluonTask):
         return {p.name: str(final.get(p.name, "")) for p in self.schema.params if not p.ignored}
 
     def close(self) -> None:
-        self.train_iter = self.val_iter = self.train_stream = self.val_stream = None
+        try:
+            # A stop request (SIGTERM) ends the loop before the last batch's loss is read: a
+            # divergence is still the job's outcome, unless it is already failing for another reason.
+            if sys.exc_info()[1] is None:
+                self.check_divergence()
+        finally:
+            self.train_iter = self.val_iter = self.train_stream = self.val_stream = None
