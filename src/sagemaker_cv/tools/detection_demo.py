@@ -170,7 +170,7 @@ def write_detection_tree(
 
 # From scratch on two CPU cores, the demo's job is the toy set's easiest form: one shape (discs) per
 # picture, every layer trained (random stages left frozen kept mAP at 0), small batches for more
-# updates per image. Measured: validation mAP 0.14 after 4 epochs, 0.3 after 12, 0.6 after 14.
+# updates per image. Measured: best validation mAP 0.61 (seed 1) and 0.82 (another seed) in 14 epochs.
 DEMO = {"mini_batch_size": "4", "epochs": "14"}
 DEMO_DATA = {"num_classes": 1, "max_objects": 1}
 
