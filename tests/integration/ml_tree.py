@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +101,37 @@ def model_file_bytes(directory: Path) -> dict[str, bytes]:
             data = json.dumps(graph).encode()
         out[p.name] = data
     return out
+
+
+def killed_and_restarted(base: Path, algorithm: str, kill_at: str) -> tuple[Run, Run]:
+    """A spot job's life on copies of the /opt/ml tree `base` (with checkpoints on): an
+    uninterrupted run with seed 5; a run SIGKILLed at its first output line containing `kill_at`,
+    when only checkpoint-0001 exists; that run restarted on the same directories with another seed
+    (the checkpoint's must win). Returns (uninterrupted, restarted); `.root` is each one's tree."""
+    whole = shutil.copytree(base, base.parent / "whole")
+    run = train(whole, "--algorithm", algorithm, SAGEMAKER_CV_SEED=5)
+    assert run.code == 0, run.out[-3000:]
+
+    killed = shutil.copytree(base, base.parent / "killed")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sagemaker_cv", "train", "--algorithm", algorithm, "--ml-root", str(killed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(SAGEMAKER_CV_SEED=5, SAGEMAKER_CV_LOG_INTERVAL=1),
+    )
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if kill_at in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "".join(lines)[-3000:]
+    assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == ["checkpoint-0001"]
+
+    again = train(killed, "--algorithm", algorithm, SAGEMAKER_CV_SEED=99)
+    assert again.code == 0, again.out[-3000:]
+    assert "Random seed: 5 (the checkpoint's)" in again.out
+    assert not any(Path(killed / "model").glob(".*"))  # no temporary file left behind
+    return run, again
