@@ -103,10 +103,12 @@ def model_file_bytes(directory: Path) -> dict[str, bytes]:
     return out
 
 
-def killed_and_restarted(base: Path, algorithm: str, kill_at: str) -> tuple[Run, Run]:
+def killed_and_restarted(
+    base: Path, algorithm: str, kill_at: str, checkpoints: tuple[str, ...] = ("checkpoint-0001",)
+) -> tuple[Run, Run]:
     """A spot job's life on copies of the /opt/ml tree `base` (with checkpoints on): an
     uninterrupted run with seed 5; a run SIGKILLed at its first output line containing `kill_at`,
-    when only checkpoint-0001 exists; that run restarted on the same directories with another seed
+    when exactly `checkpoints` exist; that run restarted on the same directories with another seed
     (the checkpoint's must win). Returns (uninterrupted, restarted); `.root` is each one's tree."""
     whole = shutil.copytree(base, base.parent / "whole")
     run = train(whole, "--algorithm", algorithm, SAGEMAKER_CV_SEED=5)
@@ -128,7 +130,7 @@ def killed_and_restarted(base: Path, algorithm: str, kill_at: str) -> tuple[Run,
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "".join(lines)[-3000:]
-    assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == ["checkpoint-0001"]
+    assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == list(checkpoints)
 
     again = train(killed, "--algorithm", algorithm, SAGEMAKER_CV_SEED=99)
     assert again.code == 0, again.out[-3000:]

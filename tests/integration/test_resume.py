@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from ml_tree import cli_env, model_file_bytes, train
+from ml_tree import killed_and_restarted, model_file_bytes, train
 
 from sagemaker_cv.tools.demo import write_example_tree
 
@@ -59,40 +56,20 @@ def copy(base: Path, target: Path) -> Path:
 
 
 def test_sigkill_mid_epoch_then_restart_ends_as_an_uninterrupted_run(base, tmp_path):
-    whole = copy(base, tmp_path / "whole")
-    run = train(whole, SAGEMAKER_CV_SEED=5)
-    assert run.code == 0, run.out[-3000:]
-    assert "Checkpoints are written to and resumed from" in run.out
-
-    killed = copy(base, tmp_path / "killed")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sagemaker_cv", "train", "--ml-root", str(killed)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(SAGEMAKER_CV_SEED=5, SAGEMAKER_CV_LOG_INTERVAL=1),
+    # Epoch 2 under way: checkpoint-0002 is written.
+    run, again = killed_and_restarted(
+        copy(base, tmp_path / "base"),  # its copies go beside it, in this test's directory
+        "image-classification",
+        "Epoch[2] Batch [2]",
+        ("checkpoint-0001", "checkpoint-0002"),
     )
-    before = []
-    for line in proc.stdout:
-        before.append(line)
-        if "Epoch[2] Batch [2]" in line:  # epoch 2 under way; checkpoint-0002 written
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == [
-        "checkpoint-0001",
-        "checkpoint-0002",
-    ]
-
-    # The restart: another seed in the environment, but the checkpoint's is used.
-    again = train(killed, SAGEMAKER_CV_SEED=99)
-    assert again.code == 0, again.out[-3000:]
+    whole, killed = run.root, again.root
+    assert "Checkpoints are written to and resumed from" in run.out
+    # The restart had another seed in the environment, but the checkpoint's is used.
     assert (
         f"Resuming from checkpoint {killed}/checkpoints/checkpoint-0002: epochs 0 to 1 are done, training continues with epoch 2"
         in again.out
     )
-    assert "Random seed: 5 (the checkpoint's)" in again.out
     assert (
         "Epoch[0]" not in again.out and "Epoch[1]" not in again.out and "Epoch[2] Train-accuracy" in again.out
     )
