@@ -78,6 +78,9 @@ class Algorithm:
     artifacts: tuple[str, ...] = ()
     #: incremental training from a `model` channel; None: the channel is refused
     incremental: Incremental | None = None
+    #: the file whose presence in a model directory says this algorithm wrote it (this image's
+    #: jobs and the built-in's alike); `algorithms.trained` recognises a model by it
+    model_marker: str = ""
 
     def channel(self, name: str) -> ChannelSpec | None:
         return next((c for c in self.channels if c.name == name), None)
