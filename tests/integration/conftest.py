@@ -24,3 +24,19 @@ def tree(tmp_path):
         return tmp_path / "ml"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """Factory: algorithm -> the session's reference job for it (tests/integration/trained.py),
+    trained on first use. Read-only: change a `.copy()`."""
+    from trained import train_reference
+
+    done = {}
+
+    def get(algorithm: str):
+        if algorithm not in done:
+            done[algorithm] = train_reference(algorithm, tmp_path_factory.mktemp(algorithm))
+        return done[algorithm]
+
+    return get

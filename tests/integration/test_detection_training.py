@@ -15,8 +15,6 @@ from ml_tree import set_hyperparameters, train
 
 from sagemaker_cv.tools.detection_demo import write_detection_tree
 
-pytestmark = pytest.mark.slow
-
 SMALL = {"mini_batch_size": "2", "epochs": "1", "optimizer": "sgd", "learning_rate": "0.0001"}
 
 

@@ -25,8 +25,6 @@ from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.inputs import recordio
 from sagemaker_cv.tools.demo import write_example_tree
 
-pytestmark = pytest.mark.slow
-
 NAMES = sorted({p.name for p in algorithms.get("image-classification").schema.params})
 scalars = st.one_of(
     st.none(),

@@ -8,6 +8,7 @@ import re
 import cv2
 import mxnet as mx
 import numpy as np
+import pytest
 from ml_tree import split_rec, train
 
 from sagemaker_cv.algorithms.classification.data import record_iter
@@ -103,6 +104,7 @@ def test_a_damaged_file_among_several_is_named_with_record_and_offset(tree):
     assert "im2rec" in reason and "Traceback" not in reason and "dmlc" not in reason
 
 
+@pytest.mark.cluster
 def test_two_hosts_split_a_sharded_channel_by_rank(tmp_path):
     from test_distributed_training import Cluster
 
