@@ -183,3 +183,11 @@ def test_multi_label_recordio_from_im2rec_pack_label(tree):
     assert header.flag == 3  # im2rec --pack-label wrote the multi-hot vector
     run = train(root)
     assert run.code == 0, run.out[-3000:]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("command", ["validate", "train"])
+def test_a_bad_seed_fails_validate_as_it_fails_train(tree, command):
+    root = tree(content="lst")
+    run = in_process(root, command=command, SAGEMAKER_CV_SEED="-3")
+    expect_client_error(run, "SAGEMAKER_CV_SEED='-3': expected an integer in [0, 2147483647]")

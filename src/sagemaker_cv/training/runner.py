@@ -62,8 +62,11 @@ def validate(paths: MLPaths, algorithm: str) -> None:
     from sagemaker_cv.training import incremental
     from sagemaker_cv.training.start import Start
 
+    from sagemaker_cv.training.seeding import job_seed
+
     with engine.StopOnSignal():
         job = load(paths, algorithm)
+        job_seed()  # a bad SAGEMAKER_CV_SEED fails here as it fails `train`
         missing = mxnet_missing()
         if missing:
             problems = incremental.channel_problems(job)
