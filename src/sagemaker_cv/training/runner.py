@@ -60,9 +60,8 @@ def _task(job: Job, scratch):
 def validate(paths: MLPaths, algorithm: str) -> None:
     """Parse every config file, check every data file and build what training builds, without training."""
     from sagemaker_cv.training import incremental
-    from sagemaker_cv.training.start import Start
-
     from sagemaker_cv.training.seeding import job_seed
+    from sagemaker_cv.training.start import Start
 
     with engine.StopOnSignal():
         job = load(paths, algorithm)
