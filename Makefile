@@ -17,7 +17,7 @@ PY := $(VENV)/bin/python
 PIP_FLAGS ?=
 # Every pytest run lists its 25 slowest tests (pyproject.toml) and writes no cache into the clone.
 PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
-.PHONY: demo demo-algorithm test test-all test-slow test-cluster test-unit test-weights weights lint readme bench clean
+.PHONY: demo demo-algorithm test test-all test-slow test-cluster test-unit test-weights weights lint docs bench clean
 
 # What running needs (the demo); the test tools on top of it for the test targets.
 $(VENV)/.installed: pyproject.toml
@@ -75,9 +75,10 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-# Regenerate the hyperparameter tables in README.md from the schema (a test checks they match).
-readme: $(VENV)/.installed-test
-	$(PY) -m sagemaker_cv.tools.docs README.md
+# Regenerate the hyperparameter tables in docs/hyperparameters.md from the schema (a test checks
+# they match).
+docs: $(VENV)/.installed
+	$(PY) -m sagemaker_cv.tools.docs docs/hyperparameters.md
 
 # Pretrained weights for use_pretrained_model=1: downloads each network's public source from the
 # Hugging Face hub (huggingface_hub, the `weights` extra) and imports it into docker/weights/, which
