@@ -63,7 +63,9 @@ def export(
         params, notes = mx2onnx.batchnorm_params(graph.symbol, graph.params)
         for note in notes:
             say(f"Note: {note}")
-        converted = mx2onnx.convert(graph.symbol, params, graph.size, opset, dynamic_batch, dynamic_size)
+        converted = mx2onnx.convert(
+            graph.symbol, params, (1, 3, *graph.size), opset, dynamic_batch, dynamic_size
+        )
         randoms = parity.random_images(RANDOM_INPUTS, graph.size)
         inputs = [(f"random {i + 1}", image) for i, image in enumerate(randoms)] + pictures
         if dynamic_size:  # and a size other than the one exported

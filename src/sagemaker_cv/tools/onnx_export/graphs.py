@@ -113,10 +113,6 @@ def _classification(model: TrainedModel, size, dynamic_size: bool) -> Graph:
 
 def _detection(model: TrainedModel, size, dynamic_size: bool) -> Graph:
     directory = model.directory
-    symbol, params = _checkpoint(
-        directory / "model_algo_1-symbol.json",
-        _file(directory, r"model_algo_1-0000\.params", "model_algo_1-0000.params"),
-    )
     image_shape = _hyperparameter(model, "image_shape")
     why = (
         f"the detector's graph divides its boxes by its image_shape ({image_shape}), so it answers "
@@ -126,6 +122,8 @@ def _detection(model: TrainedModel, size, dynamic_size: bool) -> Graph:
         raise ClientError(f"object-detection: --dynamic-size: {why}; export without --dynamic-size")
     if size is not None and size != (image_shape, image_shape):
         raise ClientError(f"object-detection: --size {size[0]},{size[1]}: {why}; leave --size out")
+    params_file = _file(directory, r"model_algo_1-0000\.params", "model_algo_1-0000.params")
+    symbol, params = _checkpoint(directory / "model_algo_1-symbol.json", params_file)
     size = (image_shape, image_shape)
     return Graph(model.algorithm.name, symbol, params, size, False, run_symbol(symbol, params))
 

@@ -47,6 +47,14 @@ def unconvertible(symbol: mx.sym.Symbol, opset: int) -> list[str]:
     for node in nodes:
         if node["op"] != "null" and node["op"] not in known:
             missing.setdefault(node["op"], []).append(node["name"])
+        elif (
+            node["op"] == "_contrib_BilinearResize2D" and node.get("attrs", {}).get("mode", "size") != "size"
+        ):
+            # its converter says only "height, width or scale_height, scale_width cannot be 0"
+            mode = node["attrs"]["mode"]
+            missing.setdefault(
+                f"{node['op']} in mode {mode!r} (only 'size', a size known at export)", []
+            ).append(node["name"])
     return [
         f"{op} ({', '.join(names[:2])}{', ...' if len(names) > 2 else ''})" for op, names in missing.items()
     ]
@@ -80,9 +88,7 @@ def batchnorm_params(symbol: mx.sym.Symbol, params: dict) -> tuple[dict, list[st
         dead = var + float(attrs.get("eps", 1e-3)) < 0
         if dead.any():
             users = consumers.get(index, [])
-            if not users or any(
-                u["op"] != "Activation" or u.get("attrs", {}).get("act_type") != "relu" for u in users
-            ):
+            if not users or not all(_is_relu(u) for u in users):
                 raise ClientError(
                     f"model: BatchNorm {node['name']} has {int(dead.sum())} channel(s) with a negative running "
                     f"variance (down to {var.min():.3g}), so MXNet itself computes NaN there and passes it on; "
@@ -100,15 +106,22 @@ def batchnorm_params(symbol: mx.sym.Symbol, params: dict) -> tuple[dict, list[st
     return params, notes
 
 
+def _is_relu(node: dict) -> bool:
+    return node["op"] == "relu" or (
+        node["op"] == "Activation" and node.get("attrs", {}).get("act_type") == "relu"
+    )
+
+
 def convert(
     symbol: mx.sym.Symbol,
     params: dict,
-    size: tuple[int, int],
+    shape: tuple[int, ...],
     opset: int,
     dynamic_batch: bool = False,
     dynamic_size: bool = False,
 ) -> onnx.ModelProto:
-    """The ONNX model of `symbol` for float32 NCHW input `data` of `size` (batch 1)."""
+    """The ONNX model of `symbol` for float32 input `data` of `shape` (N, C, H, W); the batch
+    and the height and width left open when asked."""
     supported = opsets()
     if opset not in supported:
         raise ClientError(
@@ -121,8 +134,8 @@ def convert(
             f"the graph cannot be converted to ONNX: MXNet {mx.__version__}'s exporter has no converter "
             f"for {'; '.join(missing)} (nothing was written)"
         )
-    shape = (1, 3, *size)
-    dynamic = (None if dynamic_batch else 1, 3, *((None, None) if dynamic_size else size))
+    shape = tuple(shape)
+    dynamic = (None if dynamic_batch else shape[0], shape[1], *((None, None) if dynamic_size else shape[2:]))
     used = set(symbol.list_inputs())
     weights = {k: v for k, v in params.items() if k in used}
     with _converters(), _quiet():
@@ -181,7 +194,7 @@ def _named(op: str, convert):
         except (NotImplementedError, AttributeError, ValueError, KeyError, TypeError) as exc:
             raise ClientError(
                 f"the graph cannot be converted to ONNX: operator {op} (node {node.get('name')}) "
-                f"with {node.get('attrs', {})}: {exc} (nothing was written)"
+                f"with {node.get('attrs', {})}: {' '.join(str(exc).split())} (nothing was written)"
             ) from None
 
     return wrapped
