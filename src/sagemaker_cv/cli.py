@@ -145,7 +145,10 @@ def _run(args: argparse.Namespace) -> int:
         else:
             if args.model_archive:
                 outputs.check_archive_target(args.model_archive, paths.model_dir)
-            runner.train(paths, args.algorithm, after=onnx.after_training if onnx.enabled else None)
+            if onnx.enabled:
+                runner.train(paths, args.algorithm, after=onnx.after_training)
+            else:
+                runner.train(paths, args.algorithm)
             if args.model_archive:
                 _archive(paths.model_dir, args.model_archive)
         return 0
