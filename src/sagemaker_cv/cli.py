@@ -23,9 +23,9 @@ from sagemaker_cv.contract.errors import (
 )
 from sagemaker_cv.contract.files import disk_full, full_disk_named, is_disk_full
 from sagemaker_cv.contract.paths import DEFAULT_ROOT, MLPaths
-from sagemaker_cv.tools import weights
+from sagemaker_cv.tools import onnx_export, weights
 
-COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec", "weights")
+COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec", "weights", "export-onnx")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="the algorithm name (default: sagemaker-cv-<algorithm>)")
     weights.add_arguments(sub)
+    onnx_export.add_arguments(sub)
     return parser
 
 
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return _print_reference(args)
     if args.command == "weights":
         return weights.run(args)
+    if args.command == "export-onnx":
+        return onnx_export.run(args)
     return _run(args)
 
 
@@ -135,12 +138,17 @@ def _run(args: argparse.Namespace) -> int:
     try:
         from sagemaker_cv.training import outputs, runner
 
+        onnx = onnx_export.JobExport.from_env(os.environ)
+        onnx.check()
         if args.command == "validate":
             runner.validate(paths, args.algorithm)
         else:
             if args.model_archive:
                 outputs.check_archive_target(args.model_archive, paths.model_dir)
-            runner.train(paths, args.algorithm)
+            if onnx.enabled:
+                runner.train(paths, args.algorithm, after=onnx.after_training)
+            else:
+                runner.train(paths, args.algorithm)
             if args.model_archive:
                 _archive(paths.model_dir, args.model_archive)
         return 0
