@@ -30,9 +30,10 @@ REAL_TIME_LIMIT = 6 * MiB
 BATCH_LIMIT_MB = 100
 #: SageMaker sends SIGKILL 30 s after SIGTERM; in-flight requests get this long to finish
 DRAIN_SECONDS = 20
-#: request threads per worker: one runs the network, the others read, decode, encode and answer
-#: /ping meanwhile
-THREADS = 4
+#: request threads per worker: one runs the network, the others read, decode and encode the
+#: requests queued behind it, and answer /ping meanwhile (a ping waits only when every thread
+#: holds an inference request)
+THREADS = 16
 
 
 def cpu_workers(cores: int) -> int:
