@@ -21,7 +21,6 @@ from sagemaker_cv.serving.negotiation import choose, media_type
 from sagemaker_cv.serving.server import gunicorn_config
 from sagemaker_cv.serving.settings import (
     ServerSettings,
-    cpu_workers,
     gpu_for_worker,
     thread_environment,
     visible_gpus,
@@ -69,7 +68,7 @@ def test_media_type():
 
 def test_settings_defaults_and_worker_rule():
     s = ServerSettings.from_env({}, cores=2, gpus=0)
-    assert (s.port, s.workers, s.timeout, s.max_request_bytes) == (8080, cpu_workers(2), 60, 6 << 20)
+    assert (s.port, s.workers, s.timeout, s.max_request_bytes) == (8080, 2, 60, 6 << 20)
     assert s.max_response_bytes == 6 << 20 and s.graceful_timeout < 25
     assert ServerSettings.from_env({}, cores=8, gpus=4).workers == 4  # one per GPU
     env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SAGEMAKER_BIND_TO_PORT": "9000"}
@@ -104,9 +103,11 @@ def test_every_bad_variable_is_named_at_once():
 
 def test_threads_are_split_between_workers():
     def omp(cores, workers):
-        return thread_environment(ServerSettings(workers=workers, cores=cores))["OMP_NUM_THREADS"]
+        return thread_environment(ServerSettings(workers=workers, cores=cores), {})["OMP_NUM_THREADS"]
 
-    assert (omp(2, 1), omp(2, 2), omp(8, 2), omp(2, 4)) == ("2", "1", "4", "1")
+    assert (omp(2, 1), omp(2, 2), omp(8, 1), omp(8, 2), omp(16, 8)) == ("1", "1", "4", "2", "1")
+    kept = thread_environment(ServerSettings(workers=1, cores=8), {"OMP_NUM_THREADS": "3"})
+    assert "OMP_NUM_THREADS" not in kept and kept["MKL_NUM_THREADS"] == "4"
 
 
 def test_gpus_without_mxnet(tmp_path):

@@ -3,15 +3,15 @@
 | variable | default | meaning |
 | --- | --- | --- |
 | SAGEMAKER_BIND_TO_PORT | 8080 | the port (inference pipelines set it); `--port` overrides |
-| SAGEMAKER_MODEL_SERVER_WORKERS | one per GPU; on CPUs `cpu_workers(cores)` | worker processes |
+| SAGEMAKER_MODEL_SERVER_WORKERS | one per GPU; on CPUs one per core | worker processes |
 | SAGEMAKER_MODEL_SERVER_TIMEOUT | 60 | seconds a worker may stay silent before it is replaced |
 | SAGEMAKER_MAX_PAYLOAD_IN_MB | 6 | request bodies above this many MiB get 413 |
 | SAGEMAKER_BATCH | false | true in batch transform: responses are not capped at 6 MiB |
 | SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT | the algorithm's | the response type when a request names none |
 | SAGEMAKER_MAX_CONCURRENT_TRANSFORMS, SAGEMAKER_BATCH_STRATEGY | unset | what /execution-parameters answers |
 
-Workers share the cores: each runs its operators on cores / workers OpenMP threads, so that busy
-workers never ask for more threads than there are cores (`thread_environment`).
+Workers share the cores: each runs its operators on MXNet's default thread count divided by the
+workers, so that busy workers never ask for more threads than there are cores (`thread_environment`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ THREADS = 16
 
 
 def cpu_workers(cores: int) -> int:
-    """Workers on a CPU host (measured with bench/bench_serve.py on 2 cores: docs/serving.md)."""
-    return max(1, cores // 2)
+    """Workers on a CPU host: one per core, each with one OpenMP thread. Measured on 2 cores
+    (bench/bench_serve.py, docs/serving.md): two workers served as many images/s as one at
+    concurrency 1 and twice as many at concurrency 4, where one worker's queue slowed it."""
+    return max(1, cores)
 
 
 @dataclass(frozen=True)
@@ -119,19 +121,22 @@ class ServerSettings:
         }
 
 
-def thread_environment(settings: ServerSettings) -> dict[str, str]:
-    """The thread counts each worker's MXNet uses: the cores split between the workers (on GPU
-    hosts the host threads only feed the device). Set before a worker imports MXNet."""
-    per_worker = max(1, settings.cores // settings.workers)
-    return {
-        "OMP_NUM_THREADS": str(per_worker),
-        "MKL_NUM_THREADS": str(per_worker),
-        # MXNet's engine runs one CPU operator at a time per worker thread: one thread keeps the
-        # worker's operators in order and its OpenMP pool to itself.
-        "MXNET_CPU_WORKER_NTHREADS": "1",
-        # OpenCV's own pool (resize, colour conversion) would add a thread per core per worker.
-        "OPENCV_FOR_THREADS_NUM": str(per_worker),
+def thread_environment(settings: ServerSettings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The thread counts each worker's MXNet uses, set before a worker imports it: MXNet's own
+    default (OpenMP threads = half the cores on x86, one per physical core with hyper-threading),
+    split between the workers, so that busy workers never ask for more threads than that. Two
+    OpenMP threads for one worker on 2 shared cores served 0.1x the images/s of MXNet's default
+    (bench/bench_serve.py, docs/serving.md): OpenMP's barriers stall whenever a core is taken.
+    Counts the user set (OMP_NUM_THREADS, ...) are kept."""
+    per_worker = str(max(1, settings.cores // 2 // settings.workers))
+    wanted = {
+        "OMP_NUM_THREADS": per_worker,
+        "MKL_NUM_THREADS": per_worker,
+        # OpenCV's own pool (decoding, resizing) would add a thread per core in every worker.
+        "OPENCV_FOR_THREADS_NUM": per_worker,
     }
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in wanted.items() if k not in environ}
 
 
 def visible_gpus(environ: Mapping[str, str], driver: Path = Path("/proc/driver/nvidia/gpus")) -> int:
