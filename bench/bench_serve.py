@@ -114,7 +114,7 @@ class Bare:
             t0 = time.perf_counter()
             image = predictor.prepare(body)
             t1 = time.perf_counter()
-            output = predictor.forward(image.x)
+            output = predictor.forward(image.x, accept)
             t2 = time.perf_counter()
             predictor.respond(output, image, accept)
             t3 = time.perf_counter()

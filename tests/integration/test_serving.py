@@ -129,7 +129,9 @@ def test_detection_formats_and_parity(served, trained, tmp_path):
     x = next(iter(it)).data[0].asnumpy()
     expected = run(exported(model_dir, "model_algo_1", 0, (1, 3, 300, 300)), x)[0]
     expected = expected[expected[:, 0] >= 0]
-    np.testing.assert_allclose(rows, expected, rtol=1e-4, atol=1e-5)
+    # Module's executor and the server's cached graph round differently (seen: 1.7e-5 on one corner);
+    # a transform that differed by a pixel would move corners by ~1e-3.
+    np.testing.assert_allclose(rows, expected, rtol=1e-4, atol=1e-4)
 
     annotated = server.invoke(body, accept="application/json;annotation=1")
     assert annotated.status == 200 and annotated.content_type == "application/json;annotation=1"

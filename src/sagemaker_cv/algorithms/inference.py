@@ -64,15 +64,16 @@ class ImagePredictor:
     def respond(self, output, image: Prepared, accept: str) -> bytes:
         raise NotImplementedError
 
-    def forward(self, x):
-        """The network's output for one prepared batch, as numpy (waits for the result)."""
+    def forward(self, x, accept: str | None = None):
+        """The network's output for one prepared batch, as numpy (waits for the result); `accept`,
+        when given, lets a predictor reduce it to what that response needs."""
         with self._lock:
             return self.net(x).asnumpy()
 
     def __call__(self, body: bytes, accept: str) -> bytes:
         """The response to one request; `accept` is one of `accepts` (serving negotiated it)."""
         image = self.prepare(body)
-        return self.respond(self.forward(image.x), image, accept)
+        return self.respond(self.forward(image.x, accept), image, accept)
 
 
 def image_size(body: bytes) -> tuple[int, int]:

@@ -65,10 +65,6 @@ class SegmentationPredictor(ImagePredictor):
             probabilities = self.net(x)
             return (probabilities.argmax(axis=1) if accept == PNG else probabilities).asnumpy()
 
-    def __call__(self, body: bytes, accept: str) -> bytes:
-        image = self.prepare(body)
-        return self.respond(self.forward(image.x, accept), image, accept)
-
     def respond(self, output, image: Prepared, accept: str) -> bytes:
         if accept == PNG:
             return indexed_png(output[0].astype(np.uint8))
