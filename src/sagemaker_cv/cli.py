@@ -23,6 +23,7 @@ from sagemaker_cv.contract.errors import (
 )
 from sagemaker_cv.contract.files import disk_full, full_disk_named, is_disk_full
 from sagemaker_cv.contract.paths import DEFAULT_ROOT, MLPaths
+from sagemaker_cv.distributed.roles import WORKER_COMMAND
 from sagemaker_cv.serving import server
 from sagemaker_cv.tools import onnx_export, weights
 
@@ -91,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     # SageMaker runs `IMAGE train`; SDK v3 local mode passes no argument at all.
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["train", *argv]
+    if argv[0] == WORKER_COMMAND:  # a worker process of a multi-host job, started by its launcher
+        from sagemaker_cv import algorithms
+        from sagemaker_cv.distributed import worker
+
+        return worker.main(argv[1:], algorithms.get)
     if argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         print(
             f"sagemaker-cv: unknown command {argv[0]!r}: expected one of {', '.join(COMMANDS)}",
@@ -141,19 +147,20 @@ def _run(args: argparse.Namespace) -> int:
     if paths.failure_file.exists():  # left by an earlier run on the same local tree
         paths.failure_file.unlink()
     try:
+        from sagemaker_cv import algorithms
         from sagemaker_cv.training import outputs, runner
 
+        algorithm = algorithms.get(args.algorithm)  # resolved once; the record travels down
         onnx = onnx_export.JobExport.from_env(os.environ)
         onnx.check()
         if args.command == "validate":
-            runner.validate(paths, args.algorithm)
+            runner.validate(paths, algorithm)
         else:
             if args.model_archive:
                 outputs.check_archive_target(args.model_archive, paths.model_dir)
-            if onnx.enabled:
-                runner.train(paths, args.algorithm, after=onnx.after_training)
-            else:
-                runner.train(paths, args.algorithm)
+            from sagemaker_cv.distributed import launcher
+
+            runner.train(paths, algorithm, launcher.run, after=onnx.after_training if onnx.enabled else None)
             if args.model_archive:
                 _archive(paths.model_dir, args.model_archive)
         return 0

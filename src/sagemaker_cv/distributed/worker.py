@@ -31,7 +31,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import TrainingInterrupted
@@ -166,9 +168,11 @@ class DumpParameters(Hook):
             np.savez(f, **arrays)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], resolve: Callable[[str], Any]) -> int:
+    """The worker process (`sagemaker-cv _worker ...`, started by the launcher); `resolve` turns
+    the algorithm's name into its record (the CLI's registry lookup)."""
     die_with_parent()
-    parser = argparse.ArgumentParser(prog="python -m sagemaker_cv.distributed.worker")
+    parser = argparse.ArgumentParser(prog="sagemaker-cv _worker")
     parser.add_argument("--ml-root", type=Path, required=True)
     parser.add_argument("--algorithm", required=True)
     args = parser.parse_args(argv)
@@ -179,13 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     # that the launcher would count as a failure; train_job then handles its own.
     with StopOnSignal():
         try:
-            from sagemaker_cv.contract.job import load_job
             from sagemaker_cv.contract.paths import MLPaths
             from sagemaker_cv.training import runner
             from sagemaker_cv.training.devices import probe_gpus
             from sagemaker_cv.training.hooks import HostThroughput
+            from sagemaker_cv.training.job import load_job
 
-            job = load_job(MLPaths(args.ml_root), args.algorithm, num_gpus=probe_gpus())
+            job = load_job(MLPaths(args.ml_root), resolve(args.algorithm), num_gpus=probe_gpus())
             resource = job.resource
             hooks: list[Hook] = [HostThroughput(resource.current_host, resource.rank, resource.num_hosts)]
             if os.environ.get(DUMP_PARAMS_ENV):
@@ -218,7 +222,3 @@ def main(argv: list[str] | None = None) -> int:
             # that are still training, which would hang this process forever.
             os._exit(getattr(exc, "exit_code", 1))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

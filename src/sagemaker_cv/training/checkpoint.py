@@ -37,8 +37,8 @@ from typing import Any
 
 from sagemaker_cv.contract import config, logs
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.contract.job import Job
 from sagemaker_cv.training.engine import Hook, State
+from sagemaker_cv.training.job import Job
 
 log = logs.get("checkpoint")
 
@@ -229,7 +229,7 @@ class CheckpointWriter(Hook):
         previous = self.store.names()
         record = {
             "format": FORMAT,
-            "algorithm": self.job.algorithm,
+            "algorithm": self.job.algorithm.name,
             "seed": self.job.seed,
             "hyperparameters": _jsonable(self.job.hyperparameters),
             "engine": state.state_dict(),
@@ -264,10 +264,10 @@ def store_for(job: Job) -> CheckpointStore | None:
 def restore(checkpoint: Checkpoint, task, hooks: Sequence[Hook], job: Job, must_match: Sequence[str]) -> dict:
     """Load a checkpoint into a set-up task and its hooks; return the engine state to resume."""
     saved = checkpoint.state
-    if saved.get("algorithm") != job.algorithm:
+    if saved.get("algorithm") != job.algorithm.name:
         raise ClientError(
             f"checkpoint {checkpoint.path}: written by algorithm {saved.get('algorithm')!r}, this job is "
-            f"{job.algorithm!r}; use another CheckpointConfig S3Uri"
+            f"{job.algorithm.name!r}; use another CheckpointConfig S3Uri"
         )
     current = _jsonable(job.hyperparameters)
     changed = changed_hyperparameters(saved["hyperparameters"], current)

@@ -27,14 +27,13 @@ import mxnet as mx
 from mxnet import autograd, gluon
 from mxnet.gluon import HybridBlock
 
-from sagemaker_cv import algorithms
 from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.config import data_shard
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.contract.job import Job
-from sagemaker_cv.distributed.plan import data_shard
 from sagemaker_cv.training.devices import DevicePlan, contexts
 from sagemaker_cv.training.export import copy_params, init_trainer, materialize, structural_params
 from sagemaker_cv.training.incremental import PREPARED_KEY
+from sagemaker_cv.training.job import Job
 from sagemaker_cv.training.optim import optimizer_params, step_schedule, steps_per_epoch
 from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.tally import Tally
@@ -80,7 +79,7 @@ class GluonTask(Task):
     def __init__(self, job: Job, plan: DevicePlan, scratch: Path):
         self.job, self.plan, self.scratch = job, plan, scratch
         self.hp = job.hyperparameters
-        self.schema = algorithms.get(job.algorithm).schema
+        self.schema = job.algorithm.schema
         self.log_interval = log_interval_from_env()
         self.dtype = "float16" if self.hp.get("precision_dtype") == "float16" else "float32"
         self.tally = Tally()

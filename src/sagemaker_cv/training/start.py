@@ -8,11 +8,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sagemaker_cv import algorithms
 from sagemaker_cv.contract import logs
-from sagemaker_cv.contract.job import Job
 from sagemaker_cv.training import checkpoint, incremental, seeding
 from sagemaker_cv.training.engine import Hook
+from sagemaker_cv.training.job import Job
 from sagemaker_cv.training.task import Prepared
 
 log = logs.get()
@@ -53,7 +52,7 @@ class Start:
         resume, None for a fresh start."""
         resume = None
         if self.latest is not None:
-            spec = algorithms.get(self.job.algorithm).incremental
+            spec = self.job.algorithm.incremental
             resume = checkpoint.restore(self.latest, task, hooks, self.job, spec.keys if spec else ())
             if self.latest.state.get("finished"):
                 log.info(

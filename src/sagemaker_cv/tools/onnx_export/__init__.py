@@ -148,7 +148,7 @@ class JobExport:
         model_dir = job.paths.model_dir
         log.info("%s=1: exporting the model to %s", ENV, model_dir / MODEL_FILE)
         pictures = job_pictures(job.paths)
-        export(model_dir, model_dir / MODEL_FILE, algorithm=job.algorithm, images=pictures, say=log.info)
+        export(model_dir, model_dir / MODEL_FILE, algorithm=job.algorithm.name, images=pictures, say=log.info)
 
 
 def job_pictures(paths, count: int = 2) -> tuple[Path, ...]:
