@@ -123,9 +123,11 @@ def _train(
 ) -> engine.State:
     from sagemaker_cv.training import seeding
     from sagemaker_cv.training.hooks import standard_hooks
+    from sagemaker_cv.training.progress import Outputs
     from sagemaker_cv.training.start import Start
 
     hp, resource = job.hyperparameters, job.resource
+    outputs = Outputs.for_job(job.paths, algorithms.get(job.algorithm).metric_definitions)
     check_model_dir(job.paths.model_dir)
     if resource.is_primary:  # only the primary writes the model (local mode shares one directory)
         clear_model_dir(job.paths.model_dir, algorithms.get(job.algorithm).artifacts)
@@ -146,6 +148,7 @@ def _train(
                     decisions=decisions,
                     primary_host=resource.primary_host,
                     stop=stop,
+                    outputs=outputs,
                 ),
             ]
             epochs, resume = start.resume(task, hooks, hp.epochs)
