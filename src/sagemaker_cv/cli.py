@@ -23,9 +23,9 @@ from sagemaker_cv.contract.errors import (
 )
 from sagemaker_cv.contract.files import disk_full, full_disk_named, is_disk_full
 from sagemaker_cv.contract.paths import DEFAULT_ROOT, MLPaths
-from sagemaker_cv.tools import weights
+from sagemaker_cv.tools import evaluate, weights
 
-COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec", "weights")
+COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec", "weights", "evaluate")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="the algorithm name (default: sagemaker-cv-<algorithm>)")
     weights.add_arguments(sub)
+    evaluate.add_arguments(sub)
     return parser
 
 
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return _print_reference(args)
     if args.command == "weights":
         return weights.run(args)
+    if args.command == "evaluate":
+        return evaluate.run(args)
     return _run(args)
 
 

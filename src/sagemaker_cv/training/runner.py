@@ -39,7 +39,8 @@ def load(paths: MLPaths, algorithm: str) -> Job:
     return job
 
 
-def _plan(job: Job):
+def plan_for(job: Job):
+    """This host's devices for the job, fitted to its batch."""
     plan = plan_devices(
         job.num_gpus,
         cpu_devices=cpu_devices_from_env(),
@@ -54,7 +55,7 @@ def _plan(job: Job):
 
 
 def _task(job: Job, scratch):
-    return algorithms.get(job.algorithm).task_class()(job, _plan(job), scratch)
+    return algorithms.get(job.algorithm).task_class()(job, plan_for(job), scratch)
 
 
 def validate(paths: MLPaths, algorithm: str) -> None:
