@@ -86,7 +86,7 @@ def event(
     session_start: bool = False,
 ) -> bytes:
     """An `Event`: wall_time (1, double), step (2, int64), file_version (3), summary (5),
-    session_log (6: status START = 1)."""
+    session_log (7: status START = 1)."""
     out = _key(1, 1) + struct.pack("<d", wall_time)
     if step:
         out += _key(2, 0) + _varint(step)
@@ -95,7 +95,7 @@ def event(
     if summary:
         out += _bytes_field(5, summary)
     if session_start:
-        out += _bytes_field(6, _key(1, 0) + _varint(_SESSION_START))
+        out += _bytes_field(7, _key(1, 0) + _varint(_SESSION_START))
     return out
 
 
