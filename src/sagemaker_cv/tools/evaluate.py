@@ -11,8 +11,10 @@ its network is the one the tree's hyperparameters describe. The overall figures 
 `validate()`, so they are the numbers the training log reports for the same model and data; the
 per-class figures come from the algorithm's `evaluation` module, from a second pass over the data.
 
-The evaluated channel plays both splits of the job (nothing trains, so the tree needs no training
-data): it is checked as training data too, without the count rules that only training needs.
+The evaluated channel is read as the validation split. A tree with a File-mode `train` channel is
+checked whole, exactly as `validate` checks it; a tree without one needs none: the evaluated
+channel then stands in for the training split too (and is checked as such, without the count rules
+that only training needs).
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ class ChannelAliases(MLPaths):
 
 
 def evaluation_job(job: Job, channel: str) -> Job:
-    """`job` with `channel` (and its companions, e.g. `test_lst` for `test`) as both splits, on one host."""
+    """`job` on one host, with `channel` (and its companions, e.g. `test_lst` for `test`) as the
+    validation split. The tree's File-mode `train` channel stays (so the tree is checked exactly
+    as `validate` checks it); without one, `channel` stands in for it too."""
     record = algorithms.get(job.algorithm)
     known = ", ".join(n for n in job.channels if n != "model") or "none"
     if channel not in job.channels or channel == "model":
@@ -64,22 +68,29 @@ def evaluation_job(job: Job, channel: str) -> Job:
             f"--channel {channel!r}: TrainingInputMode={job.channels[channel].input_mode}; evaluate reads "
             f"files: give it in File mode (its files in {job.paths.channel(channel)})"
         )
+    train = job.channels.get("train")
+    splits = ("validation",) if train is not None and train.input_mode == "File" else SPLITS
     # Companion channels by the algorithm's own names: validation_lst, validation_annotation, ...
     suffixes = [
         c.name.removeprefix("validation_") for c in record.channels if c.name.startswith("validation_")
     ]
-    companions = {f"{split}_{s}" for split in SPLITS for s in suffixes}
-    channels = {n: c for n, c in job.channels.items() if n not in (*SPLITS, *companions, "model")}
+
+    def family(name: str) -> set[str]:
+        return {name, *(f"{name}_{x}" for x in suffixes)}
+
+    # Out go the splits replaced, the evaluated channel under its own name (`test` is no channel of
+    # the algorithm) and the model channel; the rest (a kept train split, a label map) stays.
+    out = family("validation") | family(channel) | {"model"}
+    out = out | family("train") if "train" in splits else out - family("train")
+    channels = {n: c for n, c in job.channels.items() if n not in out}
     aliases = []
-    for split in SPLITS:
-        channels[split] = replace(job.channels[channel], name=split)
-        aliases.append((split, channel))
-        for suffix in suffixes:
-            if f"{channel}_{suffix}" in job.channels:
-                channels[f"{split}_{suffix}"] = replace(
-                    job.channels[f"{channel}_{suffix}"], name=f"{split}_{suffix}"
+    for split in splits:
+        for suffix in ("", *(f"_{s}" for s in suffixes)):
+            if f"{channel}{suffix}" in job.channels:
+                channels[f"{split}{suffix}"] = replace(
+                    job.channels[f"{channel}{suffix}"], name=f"{split}{suffix}"
                 )
-                aliases.append((f"{split}_{suffix}", f"{channel}_{suffix}"))
+                aliases.append((f"{split}{suffix}", f"{channel}{suffix}"))
     host = job.resource.current_host
     return replace(
         job,
