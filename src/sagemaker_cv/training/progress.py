@@ -62,7 +62,6 @@ class MetricTap(logging.Handler):
         super().__init__(logging.INFO)
         self.definitions = [(name, re.compile(regex)) for name, regex in definitions]
         self.readings: dict[str, list[float]] = {}
-        self._lock_readings = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -71,13 +70,12 @@ class MetricTap(logging.Handler):
             return
         for name, regex in self.definitions:
             match = regex.search(line)
-            if match:
-                with self._lock_readings:
-                    self.readings.setdefault(name, []).append(float(match.group(1)))
+            if match:  # `handle` holds the handler's lock around `emit`
+                self.readings.setdefault(name, []).append(float(match.group(1)))
 
     def take(self) -> dict[str, list[float]]:
         """The readings since the previous call, by name."""
-        with self._lock_readings:
+        with self.lock:  # lines may be logged from other threads (data loaders, device threads)
             readings, self.readings = self.readings, {}
         return readings
 
