@@ -14,7 +14,7 @@ from sagemaker_cv import algorithms
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError, TrainingInterrupted
 from sagemaker_cv.contract.job import Job, load_job
-from sagemaker_cv.contract.paths import MLPaths
+from sagemaker_cv.contract.paths import MLPaths, TensorBoardSettings
 from sagemaker_cv.training import engine
 from sagemaker_cv.training.devices import cpu_devices_from_env, fit_to_batch, plan_devices, probe_gpus
 from sagemaker_cv.training.framework import mxnet_missing, require_mxnet
@@ -65,6 +65,9 @@ def validate(paths: MLPaths, algorithm: str) -> None:
 
     with engine.StopOnSignal():
         job = load(paths, algorithm)
+        TensorBoardSettings.from_env(
+            paths
+        )  # train refuses a bad $SAGEMAKER_CV_TENSORBOARD_DIR: so does validate
         missing = mxnet_missing()
         if missing:
             problems = incremental.channel_problems(job)
