@@ -17,7 +17,7 @@ PY := $(VENV)/bin/python
 PIP_FLAGS ?=
 # Every pytest run lists its 25 slowest tests (pyproject.toml) and writes no cache into the clone.
 PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
-.PHONY: demo test test-all test-slow test-cluster test-unit test-weights weights lint readme bench clean
+.PHONY: demo demo-algorithm test test-all test-slow test-cluster test-unit test-weights weights lint docs bench clean
 
 # What running needs (the demo); the test tools on top of it for the test targets.
 $(VENV)/.installed: pyproject.toml
@@ -39,8 +39,11 @@ DEMO_BEST_object-detection := Best validation mAP: $$(grep -o 'validation mAP <s
 DEMO_DATA_semantic-segmentation := sagemaker_cv.tools.segmentation_demo
 DEMO_BEST_semantic-segmentation := Best validation mIOU: $$(grep -o 'validation mIOU: [0-9.]*' demo/train.log | cut -d' ' -f3 | sort -n | tail -1) (all background scores about 0.27)
 
-demo: $(VENV)/.installed
+# Refused before anything is installed or deleted.
+demo-algorithm:
 	@test -n "$(DEMO_DATA_$(ALGORITHM))" || { echo "make demo: ALGORITHM=$(ALGORITHM) is not one of: $(CV_ALGORITHMS)" >&2; exit 2; }
+
+demo: demo-algorithm $(VENV)/.installed
 	rm -rf demo
 	$(PY) -m $(DEMO_DATA_$(ALGORITHM)) --root demo/ml
 	$(VENV)/bin/sagemaker-cv train --algorithm $(ALGORITHM) --ml-root demo/ml --model-archive demo/model.tar.gz | tee demo/train.log
@@ -72,9 +75,10 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-# Regenerate the hyperparameter tables in README.md from the schema (a test checks they match).
-readme: $(VENV)/.installed-test
-	$(PY) -m sagemaker_cv.tools.docs README.md
+# Regenerate the hyperparameter tables in docs/hyperparameters.md from the schema (a test checks
+# they match).
+docs: $(VENV)/.installed
+	$(PY) -m sagemaker_cv.tools.docs docs/hyperparameters.md
 
 # Pretrained weights for use_pretrained_model=1: downloads each network's public source from the
 # Hugging Face hub (huggingface_hub, the `weights` extra) and imports it into docker/weights/, which

@@ -15,6 +15,8 @@ the whole of tests/, so a test is in exactly one of them wherever it lives.
 
 from __future__ import annotations
 
+import pytest
+
 TIERS = ("fast", "slow", "cluster", "weights", "container")
 #: the markers that choose a tier (weights and container come from the folder)
 MARKERS = {"fast", "slow", "cluster"}
@@ -49,3 +51,8 @@ FAST_FRACTION = 0.1
 def examples(full: int, tier: str) -> int:
     """The example count of a property test written for `full` examples, run in `tier`."""
     return max(10, round(full * FAST_FRACTION)) if tier == "fast" else full
+
+
+#: Parametrize a property test with these: one test in the fast tier at `examples(full, "fast")`,
+#: its twin in the slow tier at full counts (an integration test, so slow by default).
+TWINS = [pytest.param("fast", marks=pytest.mark.fast), "slow"]

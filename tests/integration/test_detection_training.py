@@ -114,6 +114,7 @@ def test_resnet50_from_a_local_file_and_a_missing_file(tmp_path):
     )
 
 
+@pytest.mark.fast
 def test_a_weights_file_of_another_network_is_named_not_loaded(tmp_path, monkeypatch):
     from sagemaker_cv.algorithms.detection.network import build_detector
     from sagemaker_cv.contract.errors import ClientError

@@ -40,6 +40,7 @@ def labels_of(iterator, batches=None):
     return out
 
 
+@pytest.mark.fast
 def test_records_of_every_file_are_counted_shuffled_together_and_split_by_rank(tmp_path):
     write_shards(tmp_path / "train")
     rules = LabelRules(N, False, (3, 8, 8), None)
@@ -65,6 +66,7 @@ def test_records_of_every_file_are_counted_shuffled_together_and_split_by_rank(t
     assert sorted(parts[0] + parts[1]) == list(range(N))
 
 
+@pytest.mark.fast
 def test_only_a_file_with_undecodable_images_is_copied(tmp_path):
     write_shards(tmp_path / "train", undecodable={9, 12})
     rules = LabelRules(N, False, (3, 8, 8), None)

@@ -23,7 +23,8 @@ from sagemaker_cv.tools.segmentation_demo import write_segmentation_tree
 
 
 def _classification(root: Path) -> None:
-    hp = {"num_layers": "20", "image_shape": "3,24,24", "mini_batch_size": "8", "epochs": "2"}
+    # top_k: the published MetricDefinitions read top-k lines too
+    hp = {"num_layers": "20", "image_shape": "3,24,24", "mini_batch_size": "8", "epochs": "2", "top_k": "2"}
     write_example_tree(root, per_class=8, val_per_class=4, image_size=32, hyperparameters=hp)
 
 
