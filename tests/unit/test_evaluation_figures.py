@@ -197,3 +197,13 @@ def test_the_table_shows_every_figure():
     assert "  mIOU: 0.2500" in text
     assert "class     IoU  pixels\n    0  0.5000      10\n    1       -       0" in text
     assert "true \\ predicted   0  1\n               0  10  0" in text
+
+
+def test_every_algorithm_names_its_evaluation():
+    import importlib
+
+    from sagemaker_cv.algorithms import REGISTRY
+
+    for record in REGISTRY.values():
+        module, _, function = record.evaluation.partition(":")
+        assert callable(getattr(importlib.import_module(module), function)), record.name

@@ -9,7 +9,8 @@ same readers, checks and ClientErrors, in any format training accepts (File mode
 loaded as the `model` channel's start model is (incremental training), after the same check that
 its network is the one the tree's hyperparameters describe. The overall figures are the Task's
 `validate()`, so they are the numbers the training log reports for the same model and data; the
-per-class figures come from the algorithm's `evaluation` module, from a second pass over the data.
+per-class figures come from the algorithm's `evaluation` module (`Algorithm.evaluation`),
+from a second pass over the data.
 
 The evaluated channel is read as the validation split. A tree with a File-mode `train` channel is
 checked whole, exactly as `validate` checks it; a tree without one needs none: the evaluated
@@ -20,7 +21,6 @@ that only training needs).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import os
@@ -157,9 +157,7 @@ def evaluate(
             start = _start_model(model, job, model_path)
             task.setup(replace(prepared, data={**prepared.data, PREPARED_KEY: start}))
             overall = dict(task.validate() or [])
-            # By convention beside the task: sagemaker_cv.algorithms.<algorithm>.evaluation
-            package = record.task.partition(":")[0].rpartition(".")[0]
-            details = importlib.import_module(f"{package}.evaluation").evaluate(task)
+            details = record.evaluate(task)
         finally:
             task.close()
     return {
