@@ -77,9 +77,5 @@ run-local: $(ML_ROOT)/input/config/hyperparameters.json
 
 # The tests build their own images (tags sagemaker-cv-test:*) from BASE_IMAGE; see tests/container.
 # SKIP_GPU_IMAGE=1 skips the GPU flavor's build and library check.
-$(VENV)/.installed-sdk: $(VENV)/.installed-test
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[cpu,test,sdk]'
-	touch $@
-
-test-container: $(VENV)/.installed-sdk
+test-container: $(VENV)/.installed-test
 	BASE_IMAGE=$(BASE_IMAGE) $(VENV)/bin/python -m pytest --tier container tests -v -rs --durations=0 -p no:cacheprovider

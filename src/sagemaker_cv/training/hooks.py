@@ -9,14 +9,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.training.engine import Hook, State, deferred
-from sagemaker_cv.training.task import Task
+from sagemaker_cv.training.progress import LearningRecord, Outputs
+from sagemaker_cv.training.task import Metrics, Task
 
 log = logs.get("engine")
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one batch line reported (the learning record's per-interval events read it)."""
+
+    step: int
+    speed: float  # samples/s since the previous line
+    metrics: Metrics
 
 
 class Speedometer(Hook):
@@ -24,6 +35,7 @@ class Speedometer(Hook):
 
     def __init__(self, interval: int):
         self.interval = max(1, interval)
+        self.last: BatchReport | None = None
 
     def before_epoch(self, task: Task, state: State) -> None:
         self.batch = 0
@@ -40,6 +52,7 @@ class Speedometer(Hook):
             metrics = task.running_metrics()
             elapsed = max(time.perf_counter() - self.tic, 1e-9)
             task.log.batch(state.epoch, self.batch, self.samples / elapsed, metrics)
+            self.last = BatchReport(state.step, self.samples / elapsed, metrics)
             self.samples = 0
             self.tic = time.perf_counter()
 
@@ -251,13 +264,16 @@ def standard_hooks(
     decisions: StopDecisions | None = None,
     primary_host: str = "",
     stop: threading.Event | None = None,
+    outputs: Outputs | None = None,
 ) -> list[Hook]:
     """The hooks of every job, in order. Only the primary writes; with `decisions` (several hosts)
     the primary's early-stopping decision is shared with the others; `stop` (the signal's stop
-    request) is held off while the model is written."""
+    request) is held off while the model is written; `outputs` says where the learning record
+    (metrics file, curves, TensorBoard events) goes."""
+    speedometer = Speedometer(task.log_interval)
     hooks: list[Hook] = [
         EpochTimer(),
-        Speedometer(task.log_interval),
+        speedometer,
         Evaluator(),
         Checkpointer(enabled=primary, frequency=hp.get("checkpoint_frequency"), stop=stop),
     ]
@@ -273,4 +289,6 @@ def standard_hooks(
             )
         )
     hooks += [Eta(), EpochEnd()]
+    if primary and outputs is not None:  # last: the epoch's every metric line is logged by then
+        hooks.append(LearningRecord(outputs, speedometer, stop))
     return hooks

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError, TrainingInterrupted
-from sagemaker_cv.contract.paths import MLPaths
+from sagemaker_cv.contract.paths import MLPaths, TensorBoardSettings
 from sagemaker_cv.training import engine
 from sagemaker_cv.training.devices import cpu_devices_from_env, fit_to_batch, plan_devices, probe_gpus
 from sagemaker_cv.training.framework import mxnet_missing, require_mxnet
@@ -45,7 +45,8 @@ def load(paths: MLPaths, algorithm: Algorithm) -> Job:
     return job
 
 
-def _plan(job: Job):
+def plan_for(job: Job):
+    """This host's devices for the job, fitted to its batch."""
     plan = plan_devices(
         job.num_gpus,
         cpu_devices=cpu_devices_from_env(),
@@ -60,7 +61,7 @@ def _plan(job: Job):
 
 
 def _task(job: Job, scratch):
-    return job.algorithm.task_class()(job, _plan(job), scratch)
+    return job.algorithm.task_class()(job, plan_for(job), scratch)
 
 
 def validate(paths: MLPaths, algorithm: Algorithm) -> None:
@@ -72,6 +73,7 @@ def validate(paths: MLPaths, algorithm: Algorithm) -> None:
     with engine.StopOnSignal():
         job = load(paths, algorithm)
         job_seed()  # a bad SAGEMAKER_CV_SEED fails here as it fails `train`
+        TensorBoardSettings.from_env(paths)  # and a bad SAGEMAKER_CV_TENSORBOARD_DIR
         missing = mxnet_missing()
         if missing:
             problems = incremental.channel_problems(job)
@@ -141,9 +143,11 @@ def _train(
 ) -> engine.State:
     from sagemaker_cv.training import seeding
     from sagemaker_cv.training.hooks import standard_hooks
+    from sagemaker_cv.training.progress import Outputs
     from sagemaker_cv.training.start import Start
 
     hp, resource = job.hyperparameters, job.resource
+    outputs = Outputs.for_job(job.paths, job.algorithm.metric_definitions)
     check_model_dir(job.paths.model_dir)
     if resource.is_primary:  # only the primary writes the model (local mode shares one directory)
         clear_model_dir(job.paths.model_dir, (*job.algorithm.artifacts, *EXPORTS))
@@ -164,6 +168,7 @@ def _train(
                     decisions=decisions,
                     primary_host=resource.primary_host,
                     stop=stop,
+                    outputs=outputs,
                 ),
             ]
             epochs, resume = start.resume(task, hooks, hp.epochs)

@@ -21,6 +21,7 @@ ALGORITHM = Algorithm(
     ),
     model_marker="model_algo_1-symbol.json",
     predictor="sagemaker_cv.algorithms.detection.predict:load",
+    evaluation="sagemaker_cv.algorithms.detection.evaluation:evaluate",
     artifacts=("model_algo_1-*.params", "model_algo_1-symbol.json", "hyperparams.json"),
     incremental=Incremental(
         keys=("base_network", "num_classes", "image_shape"),

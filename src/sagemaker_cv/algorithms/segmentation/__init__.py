@@ -22,6 +22,7 @@ ALGORITHM = Algorithm(
     ),
     model_marker=archive.MODEL,
     predictor="sagemaker_cv.algorithms.segmentation.predict:load",
+    evaluation="sagemaker_cv.algorithms.segmentation.evaluation:evaluate",
     artifacts=("model_algo-1", "model_algo-1-symbol.json", "model_algo-1-*.params", "hyperparams.json"),
     # The network's shape follows from these (crop_size fixes the heads' resizes).
     incremental=Incremental(
