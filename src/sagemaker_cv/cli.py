@@ -41,12 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
 
+    from sagemaker_cv.algorithms import NAMES  # the registry imports no framework
+
     def algorithm_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--algorithm",
-            default=os.environ.get("SAGEMAKER_CV_ALGORITHM", "image-classification"),
-            help="image-classification, object-detection or semantic-segmentation "
-            "(default: $SAGEMAKER_CV_ALGORITHM or image-classification)",
+            default=os.environ.get("SAGEMAKER_CV_ALGORITHM", NAMES[0]),
+            help=f"{', '.join(NAMES)} (default: $SAGEMAKER_CV_ALGORITHM or {NAMES[0]})",
         )
 
     for name, text in (

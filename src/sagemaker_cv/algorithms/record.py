@@ -81,6 +81,9 @@ class Algorithm:
     #: the file whose presence in a model directory says this algorithm wrote it (this image's
     #: jobs and the built-in's alike); `algorithms.trained` recognises a model by it
     model_marker: str = ""
+    #: the module that writes the algorithm's example /opt/ml tree (`make demo`): its `main(argv)`
+    #: takes `--root DIR`, its `CHANCE` says what guessing scores on that data
+    example: str | None = None
     #: "module:function" loading a trained model for inference: (TrainedModel, MXNet context) ->
     #: an `inference.ImagePredictor` (request bytes in, the built-in's response bytes out); None
     #: while the algorithm cannot serve

@@ -16,6 +16,7 @@ ALGORITHM = Algorithm(
     distributed=True,
     task="sagemaker_cv.algorithms.classification.task:ClassificationTask",
     pretrained=tuple(Pretrained(f"num_layers={n}", name) for n, name in PRETRAINED_NETWORKS.items()),
+    example="sagemaker_cv.tools.demo",
     model_marker="image-classification-symbol.json",
     predictor="sagemaker_cv.algorithms.classification.predict:load",
     evaluation="sagemaker_cv.algorithms.classification.evaluation:evaluate",

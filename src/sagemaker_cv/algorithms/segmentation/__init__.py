@@ -20,6 +20,7 @@ ALGORITHM = Algorithm(
         Pretrained("backbone=resnet-50", "resnet50_v1s"),
         Pretrained("backbone=resnet-101", "resnet101_v1s"),
     ),
+    example="sagemaker_cv.tools.segmentation_demo",
     model_marker=archive.MODEL,
     predictor="sagemaker_cv.algorithms.segmentation.predict:load",
     evaluation="sagemaker_cv.algorithms.segmentation.evaluation:evaluate",
