@@ -73,10 +73,10 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-# Regenerate the hyperparameter tables in docs/hyperparameters.md from the schema (a test checks
-# they match).
+# Regenerate the generated tables (hyperparameters from the schema, environment variables from
+# contract.environment); a test checks they match.
 docs: $(VENV)/.installed
-	$(PY) -m sagemaker_cv.tools.docs docs/hyperparameters.md
+	$(PY) -m sagemaker_cv.tools.docs .
 
 # Pretrained weights for use_pretrained_model=1: downloads each network's public source from the
 # Hugging Face hub (huggingface_hub, the `weights` extra) and imports it into docker/weights/, which

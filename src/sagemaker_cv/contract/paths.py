@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sagemaker_cv.contract.errors import ClientError
-
 DEFAULT_ROOT = Path("/opt/ml")
-TENSORBOARD_DIR_ENV = "SAGEMAKER_CV_TENSORBOARD_DIR"
 
 
 @dataclass(frozen=True)
@@ -102,12 +98,7 @@ class TensorBoardSettings:
 
     @classmethod
     def from_env(cls, paths: MLPaths, environ: Mapping[str, str] | None = None) -> TensorBoardSettings:
-        value = (os.environ if environ is None else environ).get(TENSORBOARD_DIR_ENV)
-        if value is None:
-            return cls(paths.default_tensorboard_dir)
-        if not value.strip() or not os.path.isabs(value) or "\x00" in value:
-            raise ClientError(
-                f"{TENSORBOARD_DIR_ENV}={value!r}: expected an absolute directory path "
-                f"(the TensorBoardOutputConfig LocalPath; default {paths.default_tensorboard_dir})"
-            )
-        return cls(paths.under_root(value))
+        from sagemaker_cv.contract.environment import JobSettings
+
+        value = JobSettings.from_env(environ).tensorboard_dir
+        return cls(paths.default_tensorboard_dir if value is None else paths.under_root(value))

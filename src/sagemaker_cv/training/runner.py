@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.environment import JobSettings
 from sagemaker_cv.contract.errors import ClientError, TrainingInterrupted
 from sagemaker_cv.contract.paths import MLPaths, TensorBoardSettings
 from sagemaker_cv.training import engine
@@ -33,6 +34,7 @@ EXPORTS = ("model.onnx",)
 def load(paths: MLPaths, algorithm: Algorithm) -> Job:
     schema = algorithm.schema
     log.info("Reading default configuration for %s: %s", algorithm.name, schema.defaults())
+    JobSettings.from_env()  # every bad variable named at once, by validate and train alike
     job = load_job(paths, algorithm, num_gpus=0 if mxnet_missing() else probe_gpus())
     log.info(
         "Merging with provided configuration from %s: %s",
@@ -67,12 +69,10 @@ def _task(job: Job, scratch):
 def validate(paths: MLPaths, algorithm: Algorithm) -> None:
     """Parse every config file, check every data file and build what training builds, without training."""
     from sagemaker_cv.training import incremental
-    from sagemaker_cv.training.seeding import job_seed
     from sagemaker_cv.training.start import Start
 
     with engine.StopOnSignal():
         job = load(paths, algorithm)
-        job_seed()  # a bad SAGEMAKER_CV_SEED fails here as it fails `train`
         TensorBoardSettings.from_env(paths)  # and a bad SAGEMAKER_CV_TENSORBOARD_DIR
         missing = mxnet_missing()
         if missing:
