@@ -209,17 +209,17 @@ def test_a_diverged_batch_is_named_and_nothing_is_written_after_it(tmp_path):
 
     # Two batches per epoch: the first batch's loss is read while the second batch runs.
     with pytest.raises(ClientError, match=r"diverged \(NaN or infinite\) at epoch 0, batch 1;"):
-        engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1)
+        engine.fit(task, [h.ModelWriter(enabled=True)], epochs=1)
     # The epoch's last batch is read before the epoch's hooks validate or write.
     task.steps = 1
     with pytest.raises(ClientError, match=r"at epoch 0, batch 1;"):
-        engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1)
+        engine.fit(task, [h.ModelWriter(enabled=True)], epochs=1)
     # A stop request ends the epoch after its first batch: nothing is written, and the job still
     # fails with the divergence when the task is closed.
     task.steps = 2
     stop = threading.Event()
     stop.set()
-    state = engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1, stop=stop)
+    state = engine.fit(task, [h.ModelWriter(enabled=True)], epochs=1, stop=stop)
     assert state.interrupted
     with pytest.raises(ClientError, match=r"at epoch 0, batch 1;"):
         task.close()

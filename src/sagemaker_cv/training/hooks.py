@@ -86,16 +86,21 @@ def score_of(task: Task, state: State) -> float | None:
     return dict(state.last_validation)[task.score_name]
 
 
-class Checkpointer(Hook):
-    """Writes the model: the best epoch by validation score (replacing the previous best), or every
-    `frequency` epochs (all kept), or the last epoch without validation data; and always something
-    when training ends early. Only the primary host writes."""
+class ModelWriter(Hook):
+    """Writes the model files: the best epoch by validation score (replacing the previous best),
+    or every `frequency` epochs (all kept), or the last epoch without validation data; and always
+    something when training ends early. Only the primary host writes. (Checkpoints, which a
+    restarted job resumes from, are checkpoint.CheckpointWriter's.)"""
+
+    state_key = "model_writer"
 
     def __init__(self, enabled: bool, frequency: int | None = None, stop: threading.Event | None = None):
         self.enabled = enabled
         self.frequency = frequency
         self.stop = stop
-        self.best_files: list[Path] = []
+        #: the best epoch's files, by name (they live in the model directory, which a restarted
+        #: job may have elsewhere)
+        self.best_files: list[str] = []
 
     def before_train(self, task: Task, state: State) -> None:
         if self.enabled and not self.frequency:
@@ -131,10 +136,12 @@ class Checkpointer(Hook):
 
     def _replace_best(self, task: Task, state: State, number: int) -> None:
         files = self._write(task, state, number)
-        for old in self.best_files:
-            if old not in files and old.exists():
+        names = [p.name for p in files]
+        for name in self.best_files:
+            old = files[0].parent / name
+            if name not in names and old.exists():
                 old.unlink()
-        self.best_files = files
+        self.best_files = names
 
     def _write(self, task: Task, state: State, number: int) -> list[Path]:
         with deferred(self.stop):  # a stop never cuts a write short
@@ -144,10 +151,10 @@ class Checkpointer(Hook):
         return files
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_files": [str(p) for p in self.best_files]}
+        return {"best_files": list(self.best_files)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best_files = [Path(p) for p in state["best_files"]]
+        self.best_files = list(state["best_files"])
 
 
 class StopDecisions(Protocol):
@@ -164,6 +171,8 @@ class EarlyStopping(Hook):
     epochs, once `min_epochs` have run. On several hosts the primary decides and `decisions`
     carries its decision to the others, so that every worker stops at the same epoch (dist_sync
     would hang otherwise)."""
+
+    state_key = "early_stopping"
 
     def __init__(
         self,
@@ -275,7 +284,7 @@ def standard_hooks(
         EpochTimer(),
         speedometer,
         Evaluator(),
-        Checkpointer(enabled=primary, frequency=hp.get("checkpoint_frequency"), stop=stop),
+        ModelWriter(enabled=primary, frequency=hp.get("checkpoint_frequency"), stop=stop),
     ]
     if hp.get("early_stopping"):
         hooks.append(

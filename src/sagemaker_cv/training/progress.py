@@ -118,6 +118,8 @@ class LearningRecord(Hook):
     line, e.g. `#progress_metric`, is logged by then). `speedometer` gives the batch lines' values
     for the per-interval events; `stop` is held off while files are written."""
 
+    state_key = "learning_record"
+
     def __init__(self, outputs: Outputs, speedometer=None, stop: threading.Event | None = None):
         self.names = [name for name, _ in outputs.definitions]
         self.tap = MetricTap(outputs.definitions)

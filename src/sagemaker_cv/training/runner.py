@@ -142,6 +142,7 @@ def _train(
     job: Job, stop: engine.StopRequest, extra_hooks: Sequence, decisions, leading_hooks: Sequence
 ) -> engine.State:
     from sagemaker_cv.training import seeding
+    from sagemaker_cv.training.checkpoint import CheckpointWriter
     from sagemaker_cv.training.hooks import standard_hooks
     from sagemaker_cv.training.progress import Outputs
     from sagemaker_cv.training.start import Start
@@ -159,6 +160,9 @@ def _train(
         task = _task(job, scratch)
         try:
             task.setup(start.prepare(task.check_data(), scratch))
+            # The one place a run's hooks are put in order: the worker's leading hooks, the
+            # epoch seeds, every job's hooks, the checkpoint writer (last of an epoch: everything
+            # it saves is final), the worker's other hooks.
             hooks = [
                 seeding.EpochSeeds(job.seed, resource.rank),
                 *standard_hooks(
@@ -172,6 +176,8 @@ def _train(
                 ),
             ]
             epochs, resume = start.resume(task, hooks, hp.epochs)
+            if start.store is not None and resource.is_primary:
+                hooks.append(CheckpointWriter(start.store, job, hooks))
             return engine.fit(task, [*leading_hooks, *hooks, *extra_hooks], epochs, stop, resume=resume)
         finally:
             task.close()

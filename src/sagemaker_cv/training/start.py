@@ -47,9 +47,8 @@ class Start:
         return replace(prepared, data={**prepared.data, incremental.PREPARED_KEY: model})
 
     def resume(self, task, hooks: list[Hook], epochs: int) -> tuple[int, dict[str, Any] | None]:
-        """Load the checkpoint into the set-up task and its hooks, and append the hook that writes
-        checkpoints (on the primary only). Returns the epochs to run to and the loop state to
-        resume, None for a fresh start."""
+        """Load the checkpoint into the set-up task and its hooks. Returns the epochs to run to
+        and the loop state to resume, None for a fresh start."""
         resume = None
         if self.latest is not None:
             spec = self.job.algorithm.incremental
@@ -59,6 +58,4 @@ class Start:
                     "Training had already ended: %s; nothing is left to train", self.latest.state["finished"]
                 )
                 epochs = resume["epoch"] + 1
-        if self.store is not None and self.job.resource.is_primary:
-            hooks.append(checkpoint.CheckpointWriter(self.store, self.job, hooks))
         return epochs, resume
