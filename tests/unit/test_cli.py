@@ -182,12 +182,13 @@ MXNET_TEXTS = [
 
 @pytest.mark.parametrize("text,message", MXNET_TEXTS)
 def test_failure_reasons_carry_no_cxx_traceback(text, message):
-    from sagemaker_cv.contract.errors import ClientError, failure_reason
+    from sagemaker_cv.contract.errors import AlgorithmError, ClientError, failure_reason
 
     assert failure_reason(ClientError(f"pretrained weights x.params: do not fit ({text})")) == (
         f"ClientError: pretrained weights x.params: do not fit ({message})"
     )
     assert failure_reason(RuntimeError(text)) == f"AlgorithmError: RuntimeError: {message}"
+    assert failure_reason(AlgorithmError(text)) == f"AlgorithmError: {message}"  # not named twice
     assert (
         failure_reason(ClientError("a plain problem: with colons"))
         == "ClientError: a plain problem: with colons"
