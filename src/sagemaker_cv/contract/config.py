@@ -36,25 +36,13 @@ def load_json(path: Path, *, required: bool, default: Any = None) -> Any:
     nested = ClientError(f"{path}: JSON nested more than {MAX_DEPTH} levels deep; expected a flat object")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ClientError(f"{path} is not valid JSON: {exc}") from None
     except RecursionError:
         raise nested from None
-    if _depth(data) > MAX_DEPTH:
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        raise ClientError(f"{path} is not valid JSON: {files.json_problem(exc)}") from None
+    if files.json_depth(data, MAX_DEPTH) > MAX_DEPTH:
         raise nested
     return data
-
-
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest in a decoded JSON value (iteratively: no recursion)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (list, dict)):
-            deepest = max(deepest, depth)
-            if depth <= MAX_DEPTH:
-                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
 
 
 @dataclass(frozen=True)
