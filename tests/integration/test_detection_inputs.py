@@ -295,7 +295,7 @@ def test_json_defects_name_the_file_and_object(tree, tmp_path, edit, fragment):
 def test_invalid_json_and_undecodable_images(tree, tmp_path):
     root = tree("images")
     (root / "input/data/train_annotation/image_0000.json").write_text("{not json")
-    assert "train_annotation/image_0000.json: is not valid JSON" in problems(root, tmp_path / "s")
+    assert "train_annotation/image_0000.json: not valid JSON" in problems(root, tmp_path / "s")
     root = tree("images", train_images=5)
     (root / "input/data/train/image_0004.jpg").write_bytes(b"garbage")
     train = check(root, tmp_path / "t").data["train"]

@@ -331,7 +331,8 @@ class DetectionTask(GluonTask):
             rows = [self.export_block(x) for (x,) in self.split(batch.data[0])]
             found = mx.nd.concat(*[r.as_in_context(mx.cpu()) for r in rows], dim=0)[:keep].asnumpy()
             boxes, ids = ground_truth(batch.label[0].asnumpy()[:keep], 1.0)
-            metric.update(found, boxes, ids[:, :, 0])
+            difficult = data.difficult_flags(self.val_records, batch, keep, ids.shape[1])
+            metric.update(found, boxes, ids[:, :, 0], difficult)
         return [("mAP", metric.value())]
 
     def save(self, epoch_number: int) -> list[Path]:
@@ -342,7 +343,7 @@ class DetectionTask(GluonTask):
         sym_path, params_path = export_symbol_params(self.export_block, model_dir / archive.PREFIX, 0, ctx)
         hyperparams = model_dir / "hyperparams.json"
         write_text_atomic(hyperparams, json.dumps(self.hyperparameter_strings()))
-        return [sym_path, params_path, hyperparams]
+        return [sym_path, params_path, hyperparams, *data.write_class_map(self.inputs, model_dir)]
 
     def save_state(self, directory: Path) -> list[Path]:
         self.check_divergence()
