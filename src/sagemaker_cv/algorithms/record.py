@@ -91,6 +91,9 @@ class Algorithm:
     #: "module:function" giving `sagemaker-cv evaluate` its per-class figures: a set-up Task whose
     #: validation data is the channel evaluated -> {"figures", "classes", ...}; None: no evaluation
     evaluation: str | None = None
+    #: "module:function" (framework-free) taking (hyperparameters, DevicePlan) and returning
+    #: (problems, warnings): what the job needs of this host (memory), checked before anything is built
+    limits: str | None = None
 
     def channel(self, name: str) -> ChannelSpec | None:
         return next((c for c in self.channels if c.name == name), None)
@@ -98,6 +101,12 @@ class Algorithm:
     @property
     def channel_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.channels)
+
+    def check_limits(self, hp, plan) -> tuple[list[str], list[str]]:
+        if self.limits is None:
+            return [], []
+        module, _, function = self.limits.partition(":")
+        return getattr(importlib.import_module(module), function)(hp, plan)
 
     def task_class(self) -> type:
         if self.task is None:

@@ -63,7 +63,13 @@ def plan_for(job: Job):
 
 
 def _task(job: Job, scratch):
-    return job.algorithm.task_class()(job, plan_for(job), scratch)
+    plan = plan_for(job)
+    problems, warnings = job.algorithm.check_limits(job.hyperparameters, plan)
+    if problems:
+        raise ClientError(problems)
+    for warning in warnings:
+        log.warning(warning)
+    return job.algorithm.task_class()(job, plan, scratch)
 
 
 def validate(paths: MLPaths, algorithm: Algorithm) -> None:

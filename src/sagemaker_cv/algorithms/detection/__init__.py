@@ -24,6 +24,7 @@ ALGORITHM = Algorithm(
     predictor="sagemaker_cv.algorithms.detection.predict:load",
     evaluation="sagemaker_cv.algorithms.detection.evaluation:evaluate",
     artifacts=("model_algo_1-*.params", "model_algo_1-symbol.json", "hyperparams.json", "class_map.json"),
+    limits="sagemaker_cv.algorithms.detection.limits:problems",
     incremental=Incremental(
         keys=("base_network", "num_classes", "image_shape"),
         facts="sagemaker_cv.algorithms.detection.archive:archive_facts",

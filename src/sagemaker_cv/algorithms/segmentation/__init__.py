@@ -25,6 +25,7 @@ ALGORITHM = Algorithm(
     predictor="sagemaker_cv.algorithms.segmentation.predict:load",
     evaluation="sagemaker_cv.algorithms.segmentation.evaluation:evaluate",
     artifacts=("model_algo-1", "model_algo-1-symbol.json", "model_algo-1-*.params", "hyperparams.json"),
+    limits="sagemaker_cv.algorithms.segmentation.limits:problems",
     # The network's shape follows from these (crop_size fixes the heads' resizes).
     incremental=Incremental(
         keys=archive.KEYS, facts="sagemaker_cv.algorithms.segmentation.archive:archive_facts"
