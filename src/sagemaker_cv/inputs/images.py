@@ -12,6 +12,7 @@ does not know goes on to OpenCV, whose decoder refuses more than 2^30 pixels its
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -28,18 +29,23 @@ class Header:
 
     width: int | None = None
     height: int | None = None
-    beyond: int | None = None  # set when the header declares more pixels than this (sizes unknown)
+    pixels_declared: int | None = None  # when only the count is known
+    beyond: int | None = None  # when only this is known: the header declares more pixels
 
     @property
     def pixels(self) -> int:
+        if self.pixels_declared is not None:
+            return self.pixels_declared
         if self.beyond is not None:
             return self.beyond + 1
         return (self.width or 0) * (self.height or 0)
 
     def describe(self) -> str:
-        if self.beyond is not None:
-            return f"more than {self.beyond:,} pixels"
-        return f"{self.width}x{self.height} pixels (width x height)"
+        if self.width is not None:
+            return f"{self.width}x{self.height} pixels (width x height)"
+        if self.pixels_declared is not None:
+            return f"{self.pixels_declared:,} pixels"
+        return f"more than {self.beyond:,} pixels"
 
 
 def read_header(data: bytes | BinaryIO) -> Header | None:
@@ -51,8 +57,10 @@ def read_header(data: bytes | BinaryIO) -> Header | None:
     try:
         with Image.open(source) as image:
             return Header(*image.size)
-    except Image.DecompressionBombError:
-        return Header(beyond=BOMB)
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses before telling the size, but its message carries the pixel count.
+        counted = re.search(r"\((\d+) pixels\)", str(exc))
+        return Header(pixels_declared=int(counted.group(1))) if counted else Header(beyond=BOMB)
     # Pillow's format plugins raise whatever their parsers meet in a damaged header (struct.error,
     # IndexError, EOFError, ...); all of them mean the same here: not an image Pillow can size.
     except Exception:  # noqa: BLE001

@@ -62,7 +62,7 @@ class CocoSet:
         boxes are left out of training and kept out of validation mAP."""
         boxes: list[PixelBox | str] = []
         for box in image.boxes:
-            name = f"annotation id {box.id} (image id {image.id})"
+            name = f"annotation id {box.id}"  # the image id is the entry's
             if box.category not in class_of:
                 known = ", ".join(str(c) for c in sorted(class_of)[:12])
                 boxes.append(f"{name}: category_id {box.category} is not in 'categories' (ids {known})")

@@ -113,18 +113,18 @@ def parse_voc(data: bytes, source: str) -> VocImage:
 
 def _object(element: ET.Element, index: int, source: str, problems: list[str]) -> VocObject | None:
     label = _text(element, "name")
-    name = f"{source} object {index}" + (f" ({label!r:.40})" if label else "")
+    name = f"object {index}" + (f" ({label!r:.40})" if label else "")
     if not label:
-        problems.append(f"{name}: no <name> (the object's class)")
+        problems.append(f"{source} {name}: no <name> (the object's class)")
         return None
     box = element.find("bndbox")
     corners = [_number(_text(box, key)) for key in CORNERS]
     if any(v is None for v in corners):
         shown = ", ".join(f"{k}={_text(box, k)!r:.20}" for k in CORNERS)
-        problems.append(f"{name}: <bndbox> needs numbers {', '.join(CORNERS)} (got {shown})")
+        problems.append(f"{source} {name}: <bndbox> needs numbers {', '.join(CORNERS)} (got {shown})")
         return None
     difficult = _text(element, "difficult") or "0"
     if difficult not in ("0", "1"):
-        problems.append(f"{name}: <difficult> {difficult!r:.20}: expected 0 or 1")
+        problems.append(f"{source} {name}: <difficult> {difficult!r:.20}: expected 0 or 1")
         return None
     return VocObject(name, label, tuple(corners), difficult == "1")  # type: ignore[arg-type]
