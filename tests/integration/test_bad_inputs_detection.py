@@ -413,3 +413,19 @@ def test_coco_crowds_and_voc_difficult_objects_stay_out_of_map(bases, tmp_path):
         flags = validation.difficult[0]
         assert flags.tolist()[-1] is True and not np.any(flags[:-1])
         assert train.difficult == ({} if content == "coco" else {0: train.difficult[0]})
+
+
+def test_a_full_scratch_volume_is_named_as_such(bases, tmp_path, monkeypatch):
+    """Writing the prepared .rec fills the disk: the failure names the scratch file, not model/."""
+    import errno
+
+    from sagemaker_cv.algorithms.detection import annotated
+
+    def full(payload: bytes) -> bytes:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(annotated, "frame", full)
+    code, failure = validate(bases["images"], tmp_path / "ml", "object-detection", lambda root: None)
+    assert code == 2, failure
+    assert "sagemaker-cv-scratch" in failure and "train.rec: no space left on the device" in failure
+    assert "while writing the prepared training data" in failure and "/model" not in failure

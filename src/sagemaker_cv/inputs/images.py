@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from PIL import Image
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Pillow refuses to open an image above twice its MAX_IMAGE_PIXELS without telling its size
 BOMB = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
 
@@ -64,7 +66,17 @@ def read_header(data: bytes | BinaryIO) -> Header | None:
     # Pillow's format plugins raise whatever their parsers meet in a damaged header (struct.error,
     # IndexError, EOFError, ...); all of them mean the same here: not an image Pillow can size.
     except Exception:  # noqa: BLE001
+        return _png_size(data)
+
+
+def _png_size(data) -> Header | None:
+    """A PNG's size from its first chunk, for the files Pillow will not open (no pixel data after
+    the header): OpenCV would allocate the declared size before finding the data missing."""
+    head = bytes(data[:24]) if isinstance(data, (bytes, bytearray, memoryview)) else b""
+    if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return None
+    width, height = struct.unpack(">II", head[16:24])
+    return Header(width, height)
 
 
 def cap_problem(header: Header | None, limit: int, fix: str) -> str | None:
