@@ -2,8 +2,8 @@
 error: the command runs without the capabilities that let root read anything), and the largest
 accepted sizes, which must train rather than crash.
 
-Tier: slow (`validate` in subprocesses; one epoch of SSD at image_shape 2048, about 3 minutes and
-10 GB).
+Tier: slow (`validate` in subprocesses, 6-10 s each; one epoch of SSD ResNet-50 at image_shape
+2048: 122 s and 9.8 GB peak RSS, measured).
 """
 
 from __future__ import annotations

@@ -76,6 +76,8 @@ class Algorithm:
     #: glob patterns of the files it writes into the model directory: a run removes those an
     #: earlier run on the same directory left (a loader taking the highest epoch would pick them)
     artifacts: tuple[str, ...] = ()
+    #: files written into the model directory for some inputs only (removed by a run as artifacts are)
+    optional_artifacts: tuple[str, ...] = ()
     #: incremental training from a `model` channel; None: the channel is refused
     incremental: Incremental | None = None
     #: the file whose presence in a model directory says this algorithm wrote it (this image's

@@ -157,7 +157,9 @@ def _train(
     outputs = Outputs.for_job(job.paths, job.algorithm.metric_definitions)
     check_model_dir(job.paths.model_dir)
     if resource.is_primary:  # only the primary writes the model (local mode shares one directory)
-        clear_model_dir(job.paths.model_dir, (*job.algorithm.artifacts, *EXPORTS))
+        clear_model_dir(
+            job.paths.model_dir, (*job.algorithm.artifacts, *job.algorithm.optional_artifacts, *EXPORTS)
+        )
     start = Start.decide(
         job
     )  # a checkpoint to resume (it restores the model directory too), the model channel, or fresh weights

@@ -57,7 +57,7 @@ class Entry:
 class Source:
     """One split's annotation channel, read."""
 
-    format: str  # "json" | "coco" | "voc"
+    format: str  # "json" | "coco" | "voc" | "mixed" (unreadable as any)
     problems: list[str] = field(default_factory=list)
     docs: list = field(default_factory=list)  # json: (path, doc); coco: CocoSet; voc: VocImage
     classes_txt: list[str] | None = None
@@ -78,7 +78,7 @@ def read_source(directory: Path, channel: str) -> Source:
             f"channel {channel!r} holds both .json ({len(by_kind['.json'])}) and .xml ({len(by_kind['.xml'])}) "
             "annotations; use one format per channel: per-image JSON, one COCO .json, or VOC .xml files"
         )
-        return Source("json", problems)
+        return Source("mixed", problems)
     if by_kind[".xml"]:
         return _read_voc(directory, channel, by_kind[".xml"], paths, problems)
     source = Source("json", problems)

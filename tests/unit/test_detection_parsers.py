@@ -42,7 +42,7 @@ def test_coco_boxes_become_the_per_image_jsons_pixel_boxes():
     first = parsed.images[0]
     assert (first.id, first.file_name, first.size) == (10, "a.jpg", (200, 100))
     train = parsed.pixel_boxes(first, class_map.class_of_category(), train=True)
-    assert train == [PixelBox("annotation id 1 (image id 10)", 1, 20, 10, 100, 50)]  # the crowd left out
+    assert train == [PixelBox("annotation id 1", 1, 20, 10, 100, 50)]  # the crowd left out
     validation = parsed.pixel_boxes(first, class_map.class_of_category(), train=False)
     assert [b.difficult for b in validation] == [False, True]  # the crowd kept out of mAP
     same, _ = parse_annotation(
@@ -106,7 +106,7 @@ def test_coco_unknown_category_and_conflicting_names():
     )
     class_map, _ = coco_classes(parsed.categories, "x")
     assert parsed.pixel_boxes(parsed.images[1], class_map.class_of_category(), train=True) == [
-        "annotation id 9 (image id 11): category_id 4 is not in 'categories' (ids 3, 7)"
+        "annotation id 9: category_id 4 is not in 'categories' (ids 3, 7)"
     ]
     _, problems = coco_classes([(3, "cat"), (3, "kitten")], "the COCO categories of a and b")
     assert problems == ["the COCO categories of a and b: category id 3 is named both 'cat' and 'kitten'"]
@@ -129,7 +129,7 @@ def test_voc_corners_are_one_based_and_inclusive():
     parsed = parse_voc(voc_xml(DOG), "train_annotation/a.xml")
     assert parsed.problems == [] and parsed.filename == "a.jpg" and parsed.size == (200, 100)
     boxes = parsed.pixel_boxes({"dog": 0}, "x")
-    assert boxes == [PixelBox("train_annotation/a.xml object 0 ('dog')", 0, 20, 10, 100, 50, True)]
+    assert boxes == [PixelBox("object 0 ('dog')", 0, 20, 10, 100, 50, True)]
     objects = pixel_objects(boxes, 1, (200, 100))
     assert np.allclose(objects.boxes, [[0.1, 0.1, 0.6, 0.6]]) and objects.difficult.tolist() == [True]
 
@@ -159,7 +159,7 @@ def test_voc_class_ids_from_sorted_names_or_classes_txt():
     assert voc_classes(["dog", "cat"], ["dog", "cat", "bird"], "classes.txt").names == ("dog", "cat", "bird")
     parsed = parse_voc(voc_xml(DOG), "v/a.xml")
     assert parsed.pixel_boxes({"cat": 0}, "train_annotation/classes.txt") == [
-        "v/a.xml object 0 ('dog'): name 'dog' is not a class of train_annotation/classes.txt"
+        "object 0 ('dog'): name 'dog' is not a class of train_annotation/classes.txt"
     ]
     assert parse_classes_txt("cat\n\ndog \ncat\n", "c.txt") == (
         ["cat", "dog"],
