@@ -381,9 +381,10 @@ def test_bad_input_is_a_named_client_error(bases, tmp_path, content, case):
 
 def test_coco_crowds_and_voc_difficult_objects_stay_out_of_map(bases, tmp_path):
     """What validate accepts: crowd boxes (left out of training), difficult objects, classes.txt."""
+    from sagemaker_cv import algorithms
     from sagemaker_cv.algorithms.detection import data
-    from sagemaker_cv.contract.job import load_job
     from sagemaker_cv.contract.paths import MLPaths
+    from sagemaker_cv.training.job import load_job
 
     crowd = {"id": 50, "image_id": 1, "category_id": 3, "bbox": [2, 2, 20, 20], "iscrowd": 1}
     for content, edit in (
@@ -406,7 +407,7 @@ def test_coco_crowds_and_voc_difficult_objects_stay_out_of_map(bases, tmp_path):
         edit = both(edit, set_hyperparameters(label_width=17))
         code, failure = validate(bases[content], root, "object-detection", edit)
         assert code == 0, failure
-        job = load_job(MLPaths(root), "object-detection", num_gpus=0)
+        job = load_job(MLPaths(root), algorithms.get("object-detection"), num_gpus=0)
         inputs = data.resolve_inputs(job.channels, job.paths)
         train = data.prepare(inputs, "train", 3, 17, tmp_path / f"{content}-scratch")
         validation = data.prepare(inputs, "validation", 3, 17, tmp_path / f"{content}-scratch")

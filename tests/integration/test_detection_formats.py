@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from ml_tree import train
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.algorithms.detection import data
-from sagemaker_cv.contract.job import load_job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.tools.detection_demo import write_detection_tree
+from sagemaker_cv.training.job import load_job
 
 HP = {
     "mini_batch_size": "2",
@@ -39,7 +40,7 @@ def write(root, content, **kwargs):
 
 def records(root, scratch) -> dict[str, list[tuple]]:
     """Every packed record of both splits, as (id, label values, image bytes)."""
-    job = load_job(MLPaths(root), "object-detection", num_gpus=0)
+    job = load_job(MLPaths(root), algorithms.get("object-detection"), num_gpus=0)
     inputs = data.resolve_inputs(job.channels, job.paths)
     found = {}
     for split in data.SPLITS:

@@ -191,3 +191,43 @@ def test_difficult_objects_count_neither_way_in_map():
     plain = VOC07MeanAP(0.5)
     plain.update(found[:, :1], truth, ids)
     assert plain.value() < 1.0  # one of two objects found
+
+
+def test_the_pages_examples_parse_as_they_say(tmp_path):
+    """docs/detection-inputs.md's minimal COCO and VOC examples, read by the parsers."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "detection-inputs.md").read_text()
+    coco_text = next(b for b in page.split("```json")[1:] if '"images"' in b).split("```")[0]
+    parsed = parse_coco(json.loads(coco_text), "instances.json")
+    class_map, _ = coco_classes(parsed.categories, "x")
+    assert parsed.problems == [] and class_map.names == ("person", "dog")
+    assert parsed.pixel_boxes(parsed.images[0], class_map.class_of_category(), train=True)[0].cls == 1
+    xml = page.split("```xml")[1].split("```")[0].encode()
+    image = parse_voc(xml, "000005.xml")
+    assert image.problems == [] and image.pixel_boxes({"chair": 0}, "x")[0] == PixelBox(
+        "object 0 ('chair')", 0, 262, 210, 62, 129
+    )
+
+
+def test_evaluate_names_the_classes_of_coco_and_voc_data():
+    from sagemaker_cv.algorithms.detection.evaluation import DetectionSet, report
+
+    found = DetectionSet()
+    found.update(
+        np.array([[[0, 0.9, 0.1, 0.1, 0.5, 0.5]]]), np.array([[[0.1, 0.1, 0.5, 0.5]]]), np.array([[0]])
+    )
+    assert report(found, 0.5, ("cat", "dog"))["classes"][0]["name"] == "cat"
+    assert "name" not in report(found, 0.5)["classes"][0]
+
+
+def test_coco_style_ap_ignores_detections_on_crowds():
+    from sagemaker_cv.algorithms.detection.evaluation import DetectionSet, coco_matches
+
+    rows = np.array([[0, 0.9, 0.0, 0.0, 0.5, 0.5], [0, 0.8, 0.5, 0.5, 1.0, 1.0]])
+    truth = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]])
+    hits = coco_matches(rows, truth, 0.5, np.array([False, True]))
+    assert hits[0] == 1 and np.isnan(hits[1])  # the crowd's detection counts neither way
+    found = DetectionSet()
+    found.update(rows[None], truth[None], np.array([[0, 0]]), np.array([[False, True]]))
+    assert found.coco() == {0: 1.0}

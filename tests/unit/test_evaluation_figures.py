@@ -118,7 +118,7 @@ def independent_coco(images, cls):
     aps = []
     for t in [0.5 + 0.05 * i for i in range(10)]:
         marks, total = [], 0
-        for rows, boxes, ids in images:
+        for rows, boxes, ids, _ in images:  # no difficult objects here
             truth = [b for b, i in zip(boxes, ids) if i == cls]
             total += len(truth)
             used = [False] * len(truth)

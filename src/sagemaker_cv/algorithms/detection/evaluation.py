@@ -182,8 +182,9 @@ class DetectionSet:
         return out
 
 
-def report(found: DetectionSet, overlap_threshold: float) -> dict:
-    """Per-class VOC07 AP at the job's threshold (their mean is validation's mAP) and COCO-style AP."""
+def report(found: DetectionSet, overlap_threshold: float, names: tuple[str, ...] = ()) -> dict:
+    """Per-class VOC07 AP at the job's threshold (their mean is validation's mAP) and COCO-style AP;
+    `names` (COCO and VOC data name their classes) name the classes too."""
     voc = found.voc07(overlap_threshold).per_class()
     coco = found.coco()
     objects: dict[int, int] = defaultdict(int)
@@ -196,7 +197,13 @@ def report(found: DetectionSet, overlap_threshold: float) -> dict:
             "AP@[.5:.95] (COCO-style)": float(np.mean(list(coco.values()))) if coco else 0.0,
         },
         "classes": [
-            {"class": int(c), "AP": voc[c], "AP@[.5:.95]": coco[c], "objects": objects[c]}
+            {
+                "class": int(c),
+                **({"name": names[c]} if c < len(names) else {}),
+                "AP": voc[c],
+                "AP@[.5:.95]": coco[c],
+                "objects": objects[c],
+            }
             for c in sorted(voc)
         ],
     }
@@ -217,5 +224,8 @@ def evaluate(task) -> dict:
         rows = [task.export_block(x) for (x,) in task.split(batch.data[0])]
         detections = mx.nd.concat(*[r.as_in_context(mx.cpu()) for r in rows], dim=0)[:keep].asnumpy()
         boxes, ids = ground_truth(batch.label[0].asnumpy()[:keep], 1.0)
-        found.update(detections, boxes, ids[:, :, 0], difficult_flags(task.val_records, batch, keep, ids.shape[1]))
-    return report(found, task.hp.overlap_threshold)
+        found.update(
+            detections, boxes, ids[:, :, 0], difficult_flags(task.val_records, batch, keep, ids.shape[1])
+        )
+    class_map = task.inputs.annotated.class_map if task.inputs.annotated else None
+    return report(found, task.hp.overlap_threshold, class_map.names if class_map else ())
