@@ -147,6 +147,36 @@ class GluonTask(Task):
 
     # ---- shared ---------------------------------------------------------------------------------
 
+    def check_splits(
+        self, splits: Iterable[str], streams: Mapping[str, Any], prepare: Callable[[str], Any]
+    ) -> Prepared:
+        """The split loop of every algorithm's check_data: a split in `streams` (Pipe mode) is
+        logged and checked as it arrives; the others are prepared (`prepare(split)`: checked and
+        made readable, an object with `source`, `count`, `skipped` (the first names) and
+        `skipped_count`), and every split's problems
+        end in one ClientError. Then the training count is checked and skipped images noted."""
+        prepared, problems = {}, []
+        for split in splits:
+            if split in streams:
+                self.log_streamed(split)
+                continue
+            try:
+                prepared[split] = prepare(split)
+            except ClientError as exc:  # every split is checked: one error lists every problem
+                problems.extend(exc.problems)
+        if problems:
+            raise ClientError(problems)
+        if "train" in prepared:
+            self.check_training_count(prepared["train"].source, prepared["train"].count)
+        notes = tuple(self.skipped_note(p) for p in prepared.values() if p.skipped)
+        for note in notes:
+            log.warning(note)
+        return Prepared({split: p.count for split, p in prepared.items()}, notes, {**prepared, **streams})
+
+    def skipped_note(self, prepared) -> str:
+        """The warning about a split's undecodable images, repeated after every epoch."""
+        return skipped_note(prepared.source, prepared.skipped_count, prepared.skipped)
+
     def log_streamed(self, split: str) -> None:
         """Say that a split is read in Pipe mode: its FIFOs are not there to be checked before
         training, so its records are checked as they arrive."""

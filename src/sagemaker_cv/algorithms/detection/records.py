@@ -44,6 +44,10 @@ class PreparedDetection:
     #: record id -> (n,) bool: its objects kept out of validation mAP (VOC difficult, COCO crowd)
     difficult: dict[int, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def skipped_count(self) -> int:
+        return len(self.skipped)
+
 
 def image_size(buf: bytes) -> tuple[int, int] | None:
     """(width, height) of an encoded image, or None when it cannot be decoded. Call only on

@@ -31,7 +31,7 @@ from sagemaker_cv.contract.files import write_text_atomic
 from sagemaker_cv.inputs.pipe import PipeSettings
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params, load_exported
-from sagemaker_cv.training.gluon_task import GluonTask, skipped_note
+from sagemaker_cv.training.gluon_task import GluonTask
 from sagemaker_cv.training.incremental import PREPARED_KEY
 from sagemaker_cv.training.job import Job
 from sagemaker_cv.training.seeding import derive
@@ -55,20 +55,11 @@ class DetectionTask(GluonTask):
 
     def check_data(self) -> Prepared:
         hp = self.hp
-        prepared: dict[str, PreparedDetection] = {}
-        problems: list[str] = []
-        for split in data.SPLITS:  # both splits are checked, so that one error lists every problem
-            if split in self.inputs.streams:
-                self.log_streamed(split)
-                continue
+
+        def prepare(split: str) -> PreparedDetection:
             if self.inputs.format == "images":
                 log.info("Creating record files for %s and %s_annotation", split, split)
-            try:
-                p = data.prepare(self.inputs, split, hp.num_classes, hp.label_width, self.scratch / "data")
-            except ClientError as exc:
-                problems.extend(exc.problems)
-                continue
-            prepared[split] = p
+            p = data.prepare(self.inputs, split, hp.num_classes, hp.label_width, self.scratch / "data")
             if p.clipped:
                 log.warning(
                     "%s: %d box(es) stuck out of their image slightly and were clipped to it",
@@ -77,18 +68,9 @@ class DetectionTask(GluonTask):
                 )
             if p.empty:
                 log.info("%s: %d image(s) without objects (they train as background)", p.source, p.empty)
-        if problems:
-            raise ClientError(problems)
-        if "train" in prepared:
-            train = prepared["train"]
-            self.check_training_count(train.source, train.count)
-        notes = tuple(
-            skipped_note(p.source, len(p.skipped), p.skipped) for p in prepared.values() if p.skipped
-        )
-        for note in notes:
-            log.warning(note)
-        counts = {split: p.count for split, p in prepared.items()}
-        return Prepared(counts, notes, {**prepared, **self.inputs.streams})
+            return p
+
+        return self.check_splits(data.SPLITS, self.inputs.streams, prepare)
 
     # ---- network -------------------------------------------------------------------------------
 

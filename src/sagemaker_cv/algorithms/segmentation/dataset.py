@@ -190,6 +190,14 @@ class Split:
     def count(self) -> int:
         return len(self.samples)
 
+    @property
+    def source(self) -> str:  # for messages: the split's image channel
+        return self.name
+
+    @property
+    def skipped_count(self) -> int:
+        return len(self.skipped)
+
 
 def _files(directory: Path, problems: list[str]) -> dict[str, list[Path]]:
     """Every file under `directory` by its relative path without suffix; what cannot be read as a
