@@ -24,10 +24,11 @@ from sagemaker_cv.contract.errors import (
 from sagemaker_cv.contract.files import disk_full, full_disk_named, is_disk_full
 from sagemaker_cv.contract.paths import DEFAULT_ROOT, MLPaths
 from sagemaker_cv.serving import server
-from sagemaker_cv.tools import onnx_export, weights
+from sagemaker_cv.tools import onnx_export, predict, weights
 
 COMMANDS = (
     "train", "validate", "hyperparameters", "metric-definitions", "spec", "weights", "serve", "export-onnx",
+    "predict",
 )  # fmt: skip
 
 
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     weights.add_arguments(sub)
     server.add_arguments(sub)
     onnx_export.add_arguments(sub)
+    predict.add_arguments(sub)
     return parser
 
 
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return server.run(args)
     if args.command == "export-onnx":
         return onnx_export.run(args)
+    if args.command == "predict":
+        return predict.run(args)
     return _run(args)
 
 

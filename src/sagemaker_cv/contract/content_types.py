@@ -8,6 +8,7 @@ from __future__ import annotations
 
 RECORDIO = "application/x-recordio"
 JSON = "application/json"
+JSONLINES = "application/jsonlines"
 MODEL = "application/x-sagemaker-model"
 JPEG, PNG, X_IMAGE = "image/jpeg", "image/png", "application/x-image"
 IMAGE_TYPES = (X_IMAGE, JPEG, PNG, "application/jpeg", "application/x-jpeg")
