@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         algorithm_arg(sub.add_parser(name, help=text))
     p = sub.add_parser("spec", help="print a CreateAlgorithm request (JSON)")
     algorithm_arg(p)
-    p.add_argument("--image", required=True, help="the training image URI")
+    p.add_argument("--image", required=True, help="the image URI (it trains and serves)")
     p.add_argument(
         "--flavor",
         choices=("gpu", "cpu"),
