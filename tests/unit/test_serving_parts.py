@@ -341,3 +341,35 @@ def test_the_record_decodes_with_protobuf():
     record.ParseFromString(body[8 : 8 + length])
     assert list(record.features["shape"].int32_tensor.values) == [1, 3, 5, 7]
     np.testing.assert_array_equal(record.features["target"].float32_tensor.values, probabilities.ravel())
+
+
+def test_a_batch_server_takes_the_jobs_payload_limit_and_answers_json_lines():
+    """The WSGI application as a transform job configures it (no HTTP server: its route())."""
+    from sagemaker_cv.serving.app import Application, ModelSlot
+
+    settings = ServerSettings.from_env(
+        {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"}, cores=2, gpus=0
+    )
+    slot = ModelSlot(lambda: Offers(CLASSIFICATION), lambda exc: None)
+    slot.start()
+    app = Application(slot, settings)
+
+    def post(size: int):
+        environ = {
+            "PATH_INFO": "/invocations",
+            "REQUEST_METHOD": "POST",
+            "CONTENT_TYPE": "image/jpeg",
+            "CONTENT_LENGTH": str(size),
+            "wsgi.input": io.BytesIO(b"x" * size),
+        }
+        return app.route(environ)[0]
+
+    refused = post((1 << 20) + 1)
+    assert refused.status == 413 and "1,048,577 bytes, more than 1 MiB" in refused.body.decode()
+    answered = post(1 << 20)
+    assert (answered.status, answered.content_type) == (200, "application/jsonlines")
+    params = app.route({"PATH_INFO": "/execution-parameters", "REQUEST_METHOD": "GET"})[0]
+    assert (
+        params.body
+        == b'{"MaxConcurrentTransforms": 2, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 1}'
+    )
