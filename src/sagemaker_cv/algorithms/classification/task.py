@@ -19,12 +19,12 @@ from sagemaker_cv.algorithms.classification.stream import ClassificationStream, 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.files import write_text_atomic
-from sagemaker_cv.contract.job import Job
 from sagemaker_cv.inputs.pipe import PipeSettings
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params, load_exported
 from sagemaker_cv.training.gluon_task import GluonTask, skipped_note
 from sagemaker_cv.training.incremental import PREPARED_KEY
+from sagemaker_cv.training.job import Job
 from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.tally import Tally
 from sagemaker_cv.training.task import Metrics, Prepared

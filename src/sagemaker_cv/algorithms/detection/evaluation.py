@@ -1,5 +1,6 @@
 """Validation mAP: PASCAL VOC 2007 (11-point interpolated average precision, averaged over the
 classes that have ground-truth objects) at IoU `overlap_threshold`, on corners normalised to [0, 1].
+`sagemaker-cv evaluate` adds the AP of each class and a COCO-style AP@[.5:.95].
 
 GluonCV's VOC07MApMetric is not used: it adds one pixel to every xmax and ymax (VOC's inclusive
 integer boxes), which on normalised corners would make every box a unit larger. Plain numpy.
@@ -64,10 +65,124 @@ class VOC07MeanAP:
             taken[best] |= hit
             self.hits[cls].append(int(hit))
 
-    def value(self) -> float:
-        aps = [
-            eleven_point_ap(np.array(self.hits[c], float), np.array(self.scores[c]), n)
-            for c, n in self.positives.items()
+    def per_class(self) -> dict[int, float]:
+        """AP of every class that has ground-truth objects, by class id."""
+        return {
+            int(c): eleven_point_ap(np.array(self.hits[c], float), np.array(self.scores[c]), n)
+            for c, n in sorted(self.positives.items())
             if n
-        ]
+        }
+
+    def value(self) -> float:
+        aps = list(self.per_class().values())
         return float(np.mean(aps)) if aps else 0.0
+
+
+# ---- COCO-style AP@[.5:.95] (for `sagemaker-cv evaluate`) -----------------------------------------
+
+COCO_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+
+
+def coco_matches(rows: np.ndarray, truth: np.ndarray, threshold: float) -> np.ndarray:
+    """1 for each detection of one class in one image (highest score first) that takes the
+    unmatched object it overlaps most, at IoU >= threshold; 0 otherwise (COCO's greedy matching:
+    a detection whose best object is taken may still take another)."""
+    hits = np.zeros(len(rows))
+    if not len(truth) or not len(rows):
+        return hits
+    overlaps = iou(rows[:, 2:6], truth)
+    free = np.ones(len(truth), bool)
+    for i in range(len(rows)):
+        candidates = np.where(free & (overlaps[i] >= threshold), overlaps[i], -1.0)
+        best = int(candidates.argmax())
+        if candidates[best] >= 0:
+            free[best] = False
+            hits[i] = 1
+    return hits
+
+
+def hundred_one_point_ap(hits: np.ndarray, scores: np.ndarray, positives: int) -> float:
+    """COCO's AP: the precision envelope sampled at recall 0, 0.01, ..., 1 (0 past the last recall)."""
+    order = np.argsort(-scores, kind="mergesort")
+    tp = np.cumsum(hits[order])
+    recall = tp / positives
+    precision = tp / np.arange(1, len(tp) + 1)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+    at = np.searchsorted(recall, _RECALL_POINTS, side="left")
+    return float(np.mean([envelope[i] if i < len(envelope) else 0.0 for i in at]))
+
+
+class DetectionSet:
+    """Every image's detections and objects, kept whole so that figures at several IoU thresholds
+    can be computed from one pass over the data; same arguments as `VOC07MeanAP.update`."""
+
+    def __init__(self) -> None:
+        self.images: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def update(self, detections: np.ndarray, gt_boxes: np.ndarray, gt_ids: np.ndarray) -> None:
+        for rows, boxes, ids in zip(detections, gt_boxes, gt_ids):
+            self.images.append((rows[rows[:, 0] >= 0], boxes[ids >= 0], ids[ids >= 0].astype(int)))
+
+    def voc07(self, iou_threshold: float) -> VOC07MeanAP:
+        metric = VOC07MeanAP(iou_threshold)
+        for rows, boxes, ids in self.images:
+            metric.update(rows[None], boxes[None], ids[None])
+        return metric
+
+    def coco(self) -> dict[int, float]:
+        """AP averaged over IoU 0.50:0.05:0.95 for every class with objects, by class id."""
+        classes = sorted({int(c) for _, _, ids in self.images for c in ids})
+        out = {}
+        for cls in classes:
+            aps = []
+            for threshold in COCO_THRESHOLDS:
+                hits, scores, positives = [], [], 0
+                for rows, boxes, ids in self.images:
+                    mine = rows[rows[:, 0] == cls]
+                    mine = mine[np.argsort(-mine[:, 1], kind="mergesort")]
+                    truth = boxes[ids == cls]
+                    positives += len(truth)
+                    hits.append(coco_matches(mine, truth, threshold))
+                    scores.append(mine[:, 1])
+                aps.append(hundred_one_point_ap(np.concatenate(hits), np.concatenate(scores), positives))
+            out[cls] = float(np.mean(aps))
+        return out
+
+
+def report(found: DetectionSet, overlap_threshold: float) -> dict:
+    """Per-class VOC07 AP at the job's threshold (their mean is validation's mAP) and COCO-style AP."""
+    voc = found.voc07(overlap_threshold).per_class()
+    coco = found.coco()
+    objects: dict[int, int] = defaultdict(int)
+    for _, _, ids in found.images:
+        for c in ids:
+            objects[int(c)] += 1
+    return {
+        "figures": {
+            f"mAP@{overlap_threshold:g} (VOC07 11-point)": float(np.mean(list(voc.values()))) if voc else 0.0,
+            "AP@[.5:.95] (COCO-style)": float(np.mean(list(coco.values()))) if coco else 0.0,
+        },
+        "classes": [
+            {"class": int(c), "AP": voc[c], "AP@[.5:.95]": coco[c], "objects": objects[c]}
+            for c in sorted(voc)
+        ],
+    }
+
+
+def evaluate(task) -> dict:
+    """Detections over the validation batches of a set-up DetectionTask, as its `validate` makes
+    them, and their figures."""
+    import mxnet as mx
+
+    from sagemaker_cv.algorithms.detection.labels import ground_truth
+
+    found = DetectionSet()
+    for batch, keep in task._validation_batches():
+        if keep <= 0:
+            continue
+        rows = [task.export_block(x) for (x,) in task.split(batch.data[0])]
+        detections = mx.nd.concat(*[r.as_in_context(mx.cpu()) for r in rows], dim=0)[:keep].asnumpy()
+        boxes, ids = ground_truth(batch.label[0].asnumpy()[:keep], 1.0)
+        found.update(detections, boxes, ids[:, :, 0])
+    return report(found, task.hp.overlap_threshold)
