@@ -25,11 +25,11 @@ from sagemaker_cv.contract.files import disk_full, full_disk_named, is_disk_full
 from sagemaker_cv.contract.paths import DEFAULT_ROOT, MLPaths
 from sagemaker_cv.distributed.roles import WORKER_COMMAND
 from sagemaker_cv.serving import server
-from sagemaker_cv.tools import evaluate, onnx_export, weights
+from sagemaker_cv.tools import evaluate, onnx_export, predict, weights
 
 COMMANDS = (
     "train", "validate", "hyperparameters", "metric-definitions", "spec", "weights", "serve", "export-onnx",
-    "evaluate",
+    "evaluate", "predict",
 )  # fmt: skip
 
 
@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         algorithm_arg(sub.add_parser(name, help=text))
     p = sub.add_parser("spec", help="print a CreateAlgorithm request (JSON)")
     algorithm_arg(p)
-    p.add_argument("--image", required=True, help="the training image URI")
+    p.add_argument("--image", required=True, help="the image URI (it trains and serves)")
     p.add_argument(
         "--flavor",
         choices=("gpu", "cpu"),
@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     server.add_arguments(sub)
     onnx_export.add_arguments(sub)
     evaluate.add_arguments(sub)
+    predict.add_arguments(sub)
     return parser
 
 
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return onnx_export.run(args)
     if args.command == "evaluate":
         return evaluate.run(args)
+    if args.command == "predict":
+        return predict.run(args)
     return _run(args)
 
 
