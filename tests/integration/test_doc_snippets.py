@@ -14,7 +14,6 @@ Tier: fast (the reference jobs are shared; the README's job trains a ResNet-20 f
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 import shutil

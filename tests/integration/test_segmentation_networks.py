@@ -67,7 +67,7 @@ def test_trains_a_step_and_gluoncv_loads_model_algo_1(tmp_path, algorithm, backb
     assert np.isfinite(loss) and loss > 0
     head = next(iter(task.net.model.head.collect_params().values())).data()
     assert not np.array_equal(before.asnumpy(), head.asnumpy())  # the step changed the weights
-    metrics = dict(task.validate())
+    metrics = dict(task.validation_scores())
     assert 0 <= metrics["mIOU"] <= 1 and 0 <= metrics["pixel_accuracy"] <= 1
 
     files = task.save(1)
@@ -107,7 +107,7 @@ def test_whole_image_validation_scores_images_at_their_own_sizes(tmp_path):
     seen = []
     original = task.whole.forward
     task.whole.forward = lambda x: seen.append(x.shape) or original(x)
-    metrics = dict(task.validate())
+    metrics = dict(task.validation_scores())
     sizes = [s[2:] for s in seen]
     # The demo's validation images have random odd and even sizes in [29, 37]: one forward each, unresized.
     expected = [cv2.imread(str(image)).shape[:2] for image, _ in task.val_loader._dataset.split.samples]
@@ -117,7 +117,7 @@ def test_whole_image_validation_scores_images_at_their_own_sizes(tmp_path):
     seen.clear()
     original = crops.whole.forward
     crops.whole.forward = lambda x: seen.append(x.shape) or original(x)
-    crops.validate()
+    crops.validation_scores()
     assert seen == [(2, 3, CROP, CROP)]
 
 

@@ -46,7 +46,7 @@ def test_step_schedule_is_inside_the_optimizer():
     from sagemaker_cv.training.optim import step_schedule
 
     schema = algorithms.get("image-classification").schema
-    hp, _ = schema.validate({"num_classes": "2", "num_training_samples": "10", "learning_rate": "0.1"})
+    hp, _ = schema.parse({"num_classes": "2", "num_training_samples": "10", "learning_rate": "0.1"})
     schedule = step_schedule(0.1, (2, 4), 0.5, iters_per_epoch=10)
     opt = mx.optimizer.create("sgd", **optimizer_params(schema, hp, lr_scheduler=schedule))
     assert opt.lr_scheduler(10) == pytest.approx(0.1)

@@ -70,7 +70,7 @@ class ToyTask(Task):
     def train_metrics(self):
         return [("accuracy", 0.5)]
 
-    def evaluate(self):
+    def epoch_validation(self):
         return None if self.scores is None else [("accuracy", self.scores.pop(0))]
 
     def save(self, epoch_number):
@@ -84,7 +84,7 @@ def hooks(frequency=None, early=None, stop=None):
     out = [
         h.EpochTimer(),
         h.Speedometer(2),
-        h.Evaluator(),
+        h.EpochValidation(),
         h.ModelWriter(True, frequency, stop=stop),
     ]
     if early:
@@ -195,7 +195,7 @@ def test_a_stop_before_the_first_epoch_ends_writes_no_model(tmp_path, caplog):
 
 def test_a_stop_during_validation_ends_at_once_and_keeps_the_trained_epoch(tmp_path):
     class SlowValidation(ToyTask):
-        def evaluate(self):
+        def epoch_validation(self):
             raise TrainingInterrupted("SIGTERM")  # what the signal handler raises
 
     state = engine.fit(SlowValidation(tmp_path, [0.5]), hooks(), epochs=3)
@@ -240,7 +240,7 @@ def test_a_stop_between_the_last_batch_and_validation_skips_validation_and_keeps
             yield from super().batches(epoch)
             stop.set()  # after the loop's last check, before the epoch's hooks
 
-        def evaluate(self):
+        def epoch_validation(self):
             raise AssertionError("validation ran after a stop")
 
     state = engine.fit(StoppedAtTheEnd(tmp_path, [0.5]), hooks(stop=stop), epochs=3, stop=stop)

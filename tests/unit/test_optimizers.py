@@ -31,7 +31,7 @@ def _distinct_values(schema):
 @pytest.mark.parametrize("algorithm,optimizer", CASES)
 def test_each_optimizer_gets_exactly_its_documented_hyperparameters(algorithm, optimizer):
     schema = algorithms.get(algorithm).schema
-    hp, _ = schema.validate({**_distinct_values(schema), "optimizer": optimizer})
+    hp, _ = schema.parse({**_distinct_values(schema), "optimizer": optimizer})
     kwargs = optimizer_params(schema, hp)
     documented = {p.optimizers[optimizer]: hp[p.name] for p in schema.params if optimizer in p.optimizers}
     assert kwargs == {
@@ -56,7 +56,7 @@ def test_image_classification_adapter_is_the_builtins():
     raw.update(eps="0.5", gamma="0.4", learning_rate="0.1")
 
     def params(optimizer, **extra):
-        hp, _ = schema.validate({**raw, "optimizer": optimizer})
+        hp, _ = schema.parse({**raw, "optimizer": optimizer})
         return optimizer_params(schema, hp, **extra)
 
     assert params("sgd") == {"learning_rate": 0.1, "momentum": 0.8, "wd": 0.01}
@@ -68,7 +68,7 @@ def test_image_classification_adapter_is_the_builtins():
 
 def test_detection_weight_decay_reaches_rmsprop_and_not_adadelta():
     schema = algorithms.get("object-detection").schema
-    hp, _ = schema.validate({**REQUIRED, "optimizer": "rmsprop", "weight_decay": "0.01"})
+    hp, _ = schema.parse({**REQUIRED, "optimizer": "rmsprop", "weight_decay": "0.01"})
     assert optimizer_params(schema, hp)["wd"] == 0.01
-    hp, _ = schema.validate({**REQUIRED, "optimizer": "adadelta", "weight_decay": "0.01"})
+    hp, _ = schema.parse({**REQUIRED, "optimizer": "adadelta", "weight_decay": "0.01"})
     assert optimizer_params(schema, hp) == {"learning_rate": 0.001}

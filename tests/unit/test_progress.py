@@ -76,7 +76,7 @@ class ToyTask(Task):
     def train_metrics(self):
         return [("loss", 2.0 / (self.epoch + 1))]
 
-    def evaluate(self):
+    def epoch_validation(self):
         return [("accuracy", 0.1 * (self.epoch + 1))]
 
     def save(self, epoch_number):

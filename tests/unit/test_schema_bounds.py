@@ -84,12 +84,12 @@ def test_bounds_in_every_encoding(algorithm, name):
     assert good or bad, f"{name} has no probes"
     for value in good:
         for text in encodings(value):
-            hp, _ = schema.validate({**base_values(algorithm, name), name: text}, CONTEXT)
+            hp, _ = schema.parse({**base_values(algorithm, name), name: text}, CONTEXT)
             assert hp[name] == param.parse(text)
     for value in bad:
         for text in encodings(value):
             with pytest.raises(ClientError) as info:
-                schema.validate({**base_values(algorithm, name), name: text}, CONTEXT)
+                schema.parse({**base_values(algorithm, name), name: text}, CONTEXT)
             message = info.value.reason()
             assert message.startswith("ClientError: ")
             assert f"{name}=" in message and "expected" in message, message
@@ -97,36 +97,36 @@ def test_bounds_in_every_encoding(algorithm, name):
 
 def test_string_parameters():
     ic = algorithms.get("image-classification").schema
-    hp, _ = ic.validate(
+    hp, _ = ic.parse(
         {**REQUIRED, "image_shape": '"1, 28, 28"', "lr_scheduler_step": "10, 20", "epochs": "30"}
     )
     assert hp.image_shape == (1, 28, 28) and hp.lr_scheduler_step == (10, 20)
     for bad in ("3,224", "2,224,224", "a,b,c", "3,0,10"):
         with pytest.raises(ClientError, match="image_shape="):
-            ic.validate({**REQUIRED, "image_shape": bad})
+            ic.parse({**REQUIRED, "image_shape": bad})
     for bad in ("20, 10", "0", "x"):
         with pytest.raises(ClientError, match="lr_scheduler_step="):
-            ic.validate({**REQUIRED, "lr_scheduler_step": bad})
+            ic.parse({**REQUIRED, "lr_scheduler_step": bad})
     od = algorithms.get("object-detection").schema
-    assert od.validate({**REQUIRED, "freeze_layer_pattern": "^(conv1_|conv2_).*"})[0].freeze_layer_pattern
+    assert od.parse({**REQUIRED, "freeze_layer_pattern": "^(conv1_|conv2_).*"})[0].freeze_layer_pattern
     with pytest.raises(ClientError, match="freeze_layer_pattern="):
-        od.validate({**REQUIRED, "freeze_layer_pattern": "(unclosed"})
+        od.parse({**REQUIRED, "freeze_layer_pattern": "(unclosed"})
 
 
 def test_defaults_follow_the_newer_documentation():
-    hp, _ = algorithms.get("image-classification").schema.validate(REQUIRED)
+    hp, _ = algorithms.get("image-classification").schema.parse(REQUIRED)
     assert hp.momentum == 0.9 and hp.num_layers == 152 and hp.mini_batch_size == 32 and hp.epochs == 30
     assert hp.early_stopping is False and hp.early_stopping_patience == 5
-    od, _ = algorithms.get("object-detection").schema.validate(REQUIRED)
+    od, _ = algorithms.get("object-detection").schema.parse(REQUIRED)
     assert od.use_pretrained_model is True and od.image_shape == 300 and od.label_width == 350
-    ss, _ = algorithms.get("semantic-segmentation").schema.validate(REQUIRED)
+    ss, _ = algorithms.get("semantic-segmentation").schema.parse(REQUIRED)
     assert (ss.crop_size, ss.base_size, ss.epochs, ss.mini_batch_size) == (480, 520, 30, 4)
     assert ss.lr_scheduler == "poly" and ss.syncbn is False
 
 
 def test_required_and_unknown_keys_are_all_reported():
     with pytest.raises(ClientError) as info:
-        algorithms.get("image-classification").schema.validate({"epoch": "3", "learning_rate": "2"})
+        algorithms.get("image-classification").schema.parse({"epoch": "3", "learning_rate": "2"})
     text = info.value.reason()
     assert "unknown hyperparameter 'epoch' (did you mean 'epochs'?)" in text
     assert "learning_rate='2': expected a float in [0, 1]" in text
@@ -135,14 +135,14 @@ def test_required_and_unknown_keys_are_all_reported():
 
 
 def test_tooling_keys_are_ignored():
-    hp, _ = algorithms.get("image-classification").schema.validate(
+    hp, _ = algorithms.get("image-classification").schema.parse(
         {**REQUIRED, "_tuning_objective_metric": "validation:accuracy", "sagemaker_estimator_module": '"x"'}
     )
     assert "_tuning_objective_metric" not in hp
 
 
 def test_empty_string_means_default():
-    hp, _ = algorithms.get("object-detection").schema.validate(
+    hp, _ = algorithms.get("object-detection").schema.parse(
         {**REQUIRED, "lr_scheduler_step": "", "freeze_layer_pattern": ""}
     )
     assert hp.lr_scheduler_step is None and hp.freeze_layer_pattern is None
@@ -170,19 +170,19 @@ def test_empty_string_means_default():
 )
 def test_cross_field_rules(extra, fragment):
     with pytest.raises(ClientError) as info:
-        algorithms.get("image-classification").schema.validate({**REQUIRED, **extra}, Context(num_gpus=0))
+        algorithms.get("image-classification").schema.parse({**REQUIRED, **extra}, Context(num_gpus=0))
     assert fragment in info.value.reason()
 
 
 def test_resize_required_for_image_content():
     ctx = Context(content_types={"train": "application/x-image", "train_lst": "application/x-image"})
     with pytest.raises(ClientError, match="resize: required with image content types"):
-        algorithms.get("image-classification").schema.validate(REQUIRED, ctx)
-    algorithms.get("image-classification").schema.validate({**REQUIRED, "resize": "256"}, ctx)
+        algorithms.get("image-classification").schema.parse(REQUIRED, ctx)
+    algorithms.get("image-classification").schema.parse({**REQUIRED, "resize": "256"}, ctx)
 
 
 def test_float16_is_fine_with_a_gpu_and_kv_store_warns_on_one_host():
-    hp, warnings = algorithms.get("image-classification").schema.validate(
+    hp, warnings = algorithms.get("image-classification").schema.parse(
         {**REQUIRED, "precision_dtype": "float16", "kv_store": "dist_sync"}, Context(num_gpus=1, num_hosts=1)
     )
     assert hp.precision_dtype == "float16"
@@ -191,31 +191,31 @@ def test_float16_is_fine_with_a_gpu_and_kv_store_warns_on_one_host():
 
 def test_segmentation_step_schedule_needs_steps():
     with pytest.raises(ClientError, match="lr_scheduler_step: required with lr_scheduler=step"):
-        algorithms.get("semantic-segmentation").schema.validate({**REQUIRED, "lr_scheduler": "step"})
+        algorithms.get("semantic-segmentation").schema.parse({**REQUIRED, "lr_scheduler": "step"})
 
 
 def test_early_stopping_needs_validation_channel():
     ctx = Context(content_types={"train": "application/x-recordio"})
     with pytest.raises(ClientError, match="needs a validation channel"):
-        algorithms.get("image-classification").schema.validate({**REQUIRED, "early_stopping": "True"}, ctx)
+        algorithms.get("image-classification").schema.parse({**REQUIRED, "early_stopping": "True"}, ctx)
 
 
 def test_final_configuration_spells_values_like_the_builtin():
     schema = algorithms.get("image-classification").schema
-    hp, _ = schema.validate({**REQUIRED, "multi_label": "True", "lr_scheduler_step": "1,2"})
+    hp, _ = schema.parse({**REQUIRED, "multi_label": "True", "lr_scheduler_step": "1,2"})
     final = schema.final_configuration(hp)
     assert final["multi_label"] == 1 and final["lr_scheduler_step"] == "1,2" and "top_k" not in final
 
 
 def test_ignored_compatibility_keys_are_accepted_and_reported():
     schema = algorithms.get("image-classification").schema
-    hp, warnings = schema.validate({**REQUIRED, "model_prefix": "my-model"})
+    hp, warnings = schema.parse({**REQUIRED, "model_prefix": "my-model"})
     assert hp.model_prefix == "my-model"
     assert warnings == [
         "hyperparameter model_prefix='my-model' is accepted for compatibility with the built-in and ignored"
     ]
     assert "no effect" in schema.by_name["model_prefix"].description
-    _, warnings = schema.validate(REQUIRED)
+    _, warnings = schema.parse(REQUIRED)
     assert warnings == []
 
 
@@ -228,12 +228,12 @@ def test_numbers_are_ascii_digits_within_what_mxnet_can_hold(name, value):
     if name == "learning_rate" and value == "2" * 30:
         return  # a huge float is simply above the bound, tested elsewhere
     with pytest.raises(ClientError, match=name):
-        algorithms.get("image-classification").schema.validate(hp, Context())
+        algorithms.get("image-classification").schema.parse(hp, Context())
 
 
 def test_integers_above_int32_are_refused_with_the_limit():
     with pytest.raises(ClientError) as info:
-        algorithms.get("image-classification").schema.validate(
+        algorithms.get("image-classification").schema.parse(
             {**REQUIRED, "num_training_samples": str(2**31)}, Context()
         )
     assert info.value.problems == [
@@ -242,7 +242,7 @@ def test_integers_above_int32_are_refused_with_the_limit():
 
 
 def test_learning_rate_zero_is_accepted_with_a_warning():
-    _, warnings = algorithms.get("image-classification").schema.validate(
+    _, warnings = algorithms.get("image-classification").schema.parse(
         {**REQUIRED, "learning_rate": "0"}, Context()
     )
     assert warnings == ["learning_rate=0: the weights will not change; training runs but learns nothing"]

@@ -42,7 +42,7 @@ documents = st.one_of(
 def test_parser_yields_values_or_client_error(algorithm, raw, gpus, hosts):
     schema = algorithms.get(algorithm).schema
     try:
-        hp, warnings = schema.validate(raw, Context(num_gpus=gpus, num_hosts=hosts))
+        hp, warnings = schema.parse(raw, Context(num_gpus=gpus, num_hosts=hosts))
     except ClientError as exc:
         reason = exc.reason()
         assert reason.startswith("ClientError: ") and len(exc.problems) >= 1

@@ -265,14 +265,14 @@ DEFAULT_INPUT_2020 = {
 
 def test_the_builtins_default_input_is_accepted_and_meaningless_keys_are_named():
     schema = algorithms.get("semantic-segmentation").schema
-    hp, warnings = schema.validate({**REQUIRED, **DEFAULT_INPUT_2020})
+    hp, warnings = schema.parse({**REQUIRED, **DEFAULT_INPUT_2020})
     assert (hp._workers, hp._aux_loss, hp._aux_weight, hp._logging_frequency) == (16, True, 0.5, 20)
     ignored = sorted(w.split("=")[0].split()[-1] for w in warnings if "ignored" in w)
     assert ignored == ["_hybrid", "_kvstore", "_num_kv_servers"]
     with pytest.raises(ClientError, match="precision_dtype=float16: needs a GPU"):
-        schema.validate({**REQUIRED, "precision_dtype": "float16"})
+        schema.parse({**REQUIRED, "precision_dtype": "float16"})
     with pytest.raises(ClientError, match="_augmentation_type='fancy': expected one of default"):
-        schema.validate({**REQUIRED, "_augmentation_type": "fancy"})
+        schema.parse({**REQUIRED, "_augmentation_type": "fancy"})
 
 
 def test_loss_averages_each_samples_labelled_pixels_and_weights_the_aux_head():

@@ -197,7 +197,7 @@ class Schema:
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params if p.default is not None}
 
-    def validate(
+    def parse(
         self, raw: Mapping[str, Any], context: Context = Context()
     ) -> tuple[HyperParameters, list[str]]:
         """Parse every value and check every rule; raise one ClientError listing all problems.

@@ -8,7 +8,7 @@ The channel is read by the algorithm's own Task, as training reads its validatio
 same readers, checks and ClientErrors, in any format training accepts (File mode). The model is
 loaded as the `model` channel's start model is (incremental training), after the same check that
 its network is the one the tree's hyperparameters describe. The overall figures are the Task's
-`validate()`, so they are the numbers the training log reports for the same model and data; the
+`validation_scores()`, so they are the numbers the training log reports for the same model and data; the
 per-class figures come from the algorithm's `evaluation` module (`Algorithm.evaluation`),
 from a second pass over the data.
 
@@ -155,7 +155,7 @@ def evaluate(
             prepared = task.check_data()
             start = _start_model(model, job, model_path)
             task.setup(replace(prepared, data={**prepared.data, PREPARED_KEY: start}))
-            overall = dict(task.validate() or [])
+            overall = dict(task.validation_scores() or [])
             details = record.evaluate(task)
         finally:
             task.close()

@@ -113,7 +113,7 @@ class GluonTask(Task):
         """Add this batch's training metrics to `self.tally` (device arrays, no waiting)."""
 
     @abstractmethod
-    def validate(self) -> Metrics | None:
+    def validation_scores(self) -> Metrics | None:
         """Validation metrics on this (primary) worker, or None without validation data."""
 
     #: names of the training metrics, in log order
@@ -305,8 +305,8 @@ class GluonTask(Task):
         self.tally.reset()
         return values
 
-    def evaluate(self) -> Metrics | None:
-        return self.validate() if self.validates else None
+    def epoch_validation(self) -> Metrics | None:
+        return self.validation_scores() if self.validates else None
 
     def epoch_notes(self) -> list[str]:
         """The data's notes, and the undecodable images each Pipe-mode stream skipped."""

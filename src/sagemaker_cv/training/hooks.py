@@ -73,9 +73,11 @@ class EpochTimer(Hook):
             log.warning(note)
 
 
-class Evaluator(Hook):
+class EpochValidation(Hook):
+    """Scores the epoch on the validation data (on the worker that validates) and logs it."""
+
     def after_epoch(self, task: Task, state: State) -> None:
-        state.last_validation = task.evaluate()
+        state.last_validation = task.epoch_validation()
         if state.last_validation is not None:
             task.log.validation(state.epoch, state.last_validation)
 
@@ -283,7 +285,7 @@ def standard_hooks(
     hooks: list[Hook] = [
         EpochTimer(),
         speedometer,
-        Evaluator(),
+        EpochValidation(),
         ModelWriter(enabled=primary, frequency=hp.get("checkpoint_frequency"), stop=stop),
     ]
     if hp.get("early_stopping"):

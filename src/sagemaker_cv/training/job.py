@@ -70,7 +70,7 @@ def load_job(paths: MLPaths, algorithm: Algorithm, num_gpus: int) -> Job:
             content_types={c.name: c.content_type for c in (channels or {}).values()},
         )
         try:
-            hp, warnings = schema.validate(raw_hp, context)
+            hp, warnings = schema.parse(raw_hp, context)
         except ClientError as exc:
             problems.extend(exc.problems)
     if problems:

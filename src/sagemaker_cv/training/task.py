@@ -93,7 +93,7 @@ class Task(ABC):
         """Training metrics over the whole epoch; resets them for the next one."""
 
     @abstractmethod
-    def evaluate(self) -> Metrics | None:
+    def epoch_validation(self) -> Metrics | None:
         """Validation metrics, or None without validation data. Must include score_name."""
 
     @abstractmethod

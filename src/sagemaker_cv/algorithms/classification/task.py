@@ -254,7 +254,7 @@ class ClassificationTask(GluonTask):
                 break
             yield batch, keep
 
-    def validate(self) -> Metrics | None:
+    def validation_scores(self) -> Metrics | None:
         if self.val_iter is None and self.val_stream is None:
             return None
         tally = Tally()

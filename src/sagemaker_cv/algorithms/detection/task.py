@@ -303,7 +303,7 @@ class DetectionTask(GluonTask):
         for batch in self.val_iter:
             yield batch, batch.data[0].shape[0] - (batch.pad or 0)
 
-    def validate(self) -> Metrics | None:
+    def validation_scores(self) -> Metrics | None:
         if self.val_iter is None and self.val_stream is None:
             return None
         metric = VOC07MeanAP(self.hp.overlap_threshold)

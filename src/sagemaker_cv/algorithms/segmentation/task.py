@@ -277,7 +277,7 @@ class SegmentationTask(GluonTask):
         for batch in self.val_loader:
             yield batch, batch[0].shape[0]
 
-    def validate(self) -> Metrics | None:
+    def validation_scores(self) -> Metrics | None:
         """Whole images (validation_mini_batch_size=1) or centre crops through `WholeImage`, one
         batch per device at a time; metrics over every labelled pixel."""
         if self.val_loader is None and self.val_stream is None:
