@@ -151,8 +151,6 @@ def write_detection_tree(
         "use_pretrained_model": "0",
         "mini_batch_size": "8",
         "epochs": "10",
-        "optimizer": "adam",
-        "learning_rate": "0.001",
         "label_width": str(2 + 5 * max_objects),
     }
     hp.update(hyperparameters or {})
