@@ -9,6 +9,9 @@
 #   FLAVOR      gpu (default; needs an NVIDIA GPU and driver at run time) or cpu
 #   ALGORITHM   image-classification (default), object-detection or semantic-segmentation;
 #               the default of the CLI's --algorithm, so one Dockerfile gives three images
+#   EXTRAS      optional features, comma-separated names of pyproject's optional-dependencies
+#               (default none); EXTRAS=onnx adds onnx + onnxruntime (~150 MB) for
+#               `sagemaker-cv export-onnx` and SAGEMAKER_CV_EXPORT_ONNX=1 (docs/onnx.md)
 #
 # Layers go from least to most often changed (system packages, Python dependencies, weights,
 # source, algorithm), so editing src/ rebuilds only the last, small layers.
@@ -17,6 +20,7 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
 ARG FLAVOR=gpu
+ARG EXTRAS=""
 
 # mxnet's wheels link libquadmath (through their bundled libgfortran) and libgomp, which slim
 # images lack.
@@ -32,7 +36,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1
 
 COPY pyproject.toml docker/requirements-gpu.txt docker/install-deps.sh /tmp/deps/
-RUN sh /tmp/deps/install-deps.sh "$FLAVOR" /tmp/deps && rm -rf /tmp/deps
+RUN sh /tmp/deps/install-deps.sh "$FLAVOR" /tmp/deps "$EXTRAS" && rm -rf /tmp/deps
 
 # The NVIDIA container runtime reads these to mount the driver (libcuda.so.1) and all GPUs. They
 # are harmless in the CPU flavor, where nothing loads CUDA.

@@ -1,21 +1,32 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   train image classification on the built-in example dataset (CPU, a few minutes);
 #               make demo ALGORITHM=object-detection or ALGORITHM=semantic-segmentation for the others
-#   make test   unit and integration tests
+#   make test   the fast test tier (unit tests and one train -> artifacts -> reload per algorithm)
 # Both create their own virtual environment in .venv.
+#   make test-all       every tier, the one that fails fastest first (what CI runs; tests/tiers.py)
+#   make test-slow | test-cluster | test-weights | test-container   one tier
 #   make weights        download and import the pretrained weights into docker/weights (needs internet)
-#   make test-weights   the weight conversions against timm/torchvision (their own env, .venv-weights)
+
+# Bash with pipefail: `make demo` pipes the job's log into tee, and a failed job must fail make.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 
 VENV := .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 PIP_FLAGS ?=
+# Every pytest run lists its 25 slowest tests (pyproject.toml) and writes no cache into the clone.
+PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
+.PHONY: demo demo-algorithm test test-all test-slow test-cluster test-unit test-weights weights lint docs bench clean
 
-.PHONY: demo test test-unit test-weights weights lint readme bench clean
-
+# What running needs (the demo); the test tools on top of it for the test targets.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[cpu]'
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[cpu,test]'
 	touch $@
 
@@ -28,7 +39,11 @@ DEMO_BEST_object-detection := Best validation mAP: $$(grep -o 'validation mAP <s
 DEMO_DATA_semantic-segmentation := sagemaker_cv.tools.segmentation_demo
 DEMO_BEST_semantic-segmentation := Best validation mIOU: $$(grep -o 'validation mIOU: [0-9.]*' demo/train.log | cut -d' ' -f3 | sort -n | tail -1) (all background scores about 0.27)
 
-demo: $(VENV)/.installed
+# Refused before anything is installed or deleted.
+demo-algorithm:
+	@test -n "$(DEMO_DATA_$(ALGORITHM))" || { echo "make demo: ALGORITHM=$(ALGORITHM) is not one of: $(CV_ALGORITHMS)" >&2; exit 2; }
+
+demo: demo-algorithm $(VENV)/.installed
 	rm -rf demo
 	$(PY) -m $(DEMO_DATA_$(ALGORITHM)) --root demo/ml
 	$(VENV)/bin/sagemaker-cv train --algorithm $(ALGORITHM) --ml-root demo/ml --model-archive demo/model.tar.gz | tee demo/train.log
@@ -36,19 +51,34 @@ demo: $(VENV)/.installed
 	@echo "$(DEMO_BEST_$(ALGORITHM))"
 	@echo "Model archive: $(CURDIR)/demo/model.tar.gz (model files in demo/ml/model)"
 
-test: $(VENV)/.installed
-	$(VENV)/bin/pytest -q tests/unit tests/integration
+test: $(VENV)/.installed-test
+	$(PYTEST) -q --tier fast tests
 
-test-unit: $(VENV)/.installed
-	$(VENV)/bin/pytest -q tests/unit
+test-slow test-cluster: $(VENV)/.installed-test
+	$(PYTEST) -q --tier $(@:test-%=%) tests
 
-lint: $(VENV)/.installed
+test-unit: $(VENV)/.installed-test
+	$(PYTEST) -q tests/unit
+
+# Every tier in the order that fails fastest, each part timed; the first failing part stops it.
+# The container tier needs a Docker engine and BASE_IMAGE (see docker/docker.mk).
+TIERS := fast slow cluster weights container
+test-all:
+	@started=$$SECONDS; for tier in $(TIERS); do \
+		target=test-$$tier; [ $$tier = fast ] && target=test; \
+		echo "=== make test-all: $$tier tier (at $$((SECONDS - started)) s)"; \
+		part=$$SECONDS; $(MAKE) --no-print-directory $$target || { echo "=== make test-all: $$tier tier failed after $$((SECONDS - part)) s"; exit 1; }; \
+		echo "=== make test-all: $$tier tier passed in $$((SECONDS - part)) s"; \
+	done; echo "=== make test-all: every tier passed in $$((SECONDS - started)) s"
+
+lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-# Regenerate the hyperparameter tables in README.md from the schema (a test checks they match).
-readme: $(VENV)/.installed
-	$(PY) -m sagemaker_cv.tools.docs README.md
+# Regenerate the hyperparameter tables in docs/hyperparameters.md from the schema (a test checks
+# they match).
+docs: $(VENV)/.installed
+	$(PY) -m sagemaker_cv.tools.docs docs/hyperparameters.md
 
 # Pretrained weights for use_pretrained_model=1: downloads each network's public source from the
 # Hugging Face hub (huggingface_hub, the `weights` extra) and imports it into docker/weights/, which
@@ -69,8 +99,8 @@ $(WEIGHTS_VENV)/.installed: tests/weights/requirements.txt
 	$(WEIGHTS_VENV)/bin/pip install $(PIP_FLAGS) -r tests/weights/requirements.txt
 	touch $@
 
-test-weights: $(VENV)/.installed $(WEIGHTS_VENV)/.installed
-	SAGEMAKER_CV_TORCH_PYTHON=$(abspath $(WEIGHTS_VENV))/bin/python $(VENV)/bin/pytest -q tests/weights
+test-weights: $(VENV)/.installed-test $(WEIGHTS_VENV)/.installed
+	SAGEMAKER_CV_TORCH_PYTHON=$(abspath $(WEIGHTS_VENV))/bin/python $(PYTEST) -q --tier weights tests
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_classification.py

@@ -1,4 +1,4 @@
-# Image targets, included by the top-level Makefile (which defines VENV and $(VENV)/.installed).
+# Image targets, included by the top-level Makefile (which defines VENV and $(VENV)/.installed*).
 #
 #   make image                  GPU images, one tag per algorithm: sagemaker-cv:<algorithm>
 #   make image-cpu              CPU images: sagemaker-cv:<algorithm>-cpu
@@ -77,5 +77,9 @@ run-local: $(ML_ROOT)/input/config/hyperparameters.json
 
 # The tests build their own images (tags sagemaker-cv-test:*) from BASE_IMAGE; see tests/container.
 # SKIP_GPU_IMAGE=1 skips the GPU flavor's build and library check.
-test-container: $(VENV)/.installed
-	BASE_IMAGE=$(BASE_IMAGE) $(VENV)/bin/python -m pytest tests/container -m container -v -rs --durations=0 -p no:cacheprovider
+$(VENV)/.installed-sdk: $(VENV)/.installed-test
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[cpu,test,sdk]'
+	touch $@
+
+test-container: $(VENV)/.installed-sdk
+	BASE_IMAGE=$(BASE_IMAGE) $(VENV)/bin/python -m pytest --tier container tests -v -rs --durations=0 -p no:cacheprovider

@@ -23,9 +23,12 @@ from sagemaker_cv.contract.errors import (
 )
 from sagemaker_cv.contract.files import disk_full, full_disk_named, is_disk_full
 from sagemaker_cv.contract.paths import DEFAULT_ROOT, MLPaths
-from sagemaker_cv.tools import weights
+from sagemaker_cv.serving import server
+from sagemaker_cv.tools import onnx_export, weights
 
-COMMANDS = ("train", "validate", "hyperparameters", "metric-definitions", "spec", "weights")
+COMMANDS = (
+    "train", "validate", "hyperparameters", "metric-definitions", "spec", "weights", "serve", "export-onnx",
+)  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="the algorithm name (default: sagemaker-cv-<algorithm>)")
     weights.add_arguments(sub)
+    server.add_arguments(sub)
+    onnx_export.add_arguments(sub)
     return parser
 
 
@@ -87,17 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["train", *argv]
     if argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
-        if argv[0] == "serve":
-            message = "this image trains models only; serve them with SageMaker's built-in inference images"
-        else:
-            message = f"unknown command {argv[0]!r}: expected one of {', '.join(COMMANDS)}"
-        print(f"sagemaker-cv: {message}", file=sys.stderr)
+        print(
+            f"sagemaker-cv: unknown command {argv[0]!r}: expected one of {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
     args = _parser().parse_args(argv)
     if args.command in ("hyperparameters", "metric-definitions", "spec"):
         return _print_reference(args)
     if args.command == "weights":
         return weights.run(args)
+    if args.command == "serve":
+        return server.run(args)
+    if args.command == "export-onnx":
+        return onnx_export.run(args)
     return _run(args)
 
 
@@ -135,12 +143,17 @@ def _run(args: argparse.Namespace) -> int:
     try:
         from sagemaker_cv.training import outputs, runner
 
+        onnx = onnx_export.JobExport.from_env(os.environ)
+        onnx.check()
         if args.command == "validate":
             runner.validate(paths, args.algorithm)
         else:
             if args.model_archive:
                 outputs.check_archive_target(args.model_archive, paths.model_dir)
-            runner.train(paths, args.algorithm)
+            if onnx.enabled:
+                runner.train(paths, args.algorithm, after=onnx.after_training)
+            else:
+                runner.train(paths, args.algorithm)
             if args.model_archive:
                 _archive(paths.model_dir, args.model_archive)
         return 0

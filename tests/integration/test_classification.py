@@ -35,6 +35,7 @@ def validation_images(root, crop):
     return np.stack(images).astype(np.float32), np.array(labels)
 
 
+@pytest.mark.fast
 def test_recordio_from_im2rec_learns_and_writes_the_builtin_artifacts(tree):
     root = tree(per_class=60, val_per_class=15, hyperparameters=LEARN)
     run = train(root)
@@ -103,6 +104,7 @@ def test_recordio_from_im2rec_learns_and_writes_the_builtin_artifacts(tree):
     assert np.allclose(block(mx.nd.array(images)).asnumpy(), probs, atol=1e-5)
 
 
+@pytest.mark.fast
 def test_lst_images_and_model_archive(tree, tmp_path):
     root = tree(content="lst", hyperparameters={"epochs": "1"})
     archive = tmp_path / "out" / "model.tar.gz"
@@ -278,6 +280,7 @@ def test_several_cpu_devices_split_the_batch(tree):
     assert "Training on 3 cpu device(s)" in run.out and "kv_store: local" in run.out
 
 
+@pytest.mark.fast
 def test_validate_checks_everything_without_training(tree):
     root = tree(content="lst")
     run = train(root, command="validate")

@@ -10,14 +10,11 @@ import re
 
 import mxnet as mx
 import numpy as np
-import pytest
 from ml_tree import train
 
 from sagemaker_cv import algorithms
 from sagemaker_cv.tools.detection_demo import write_detection_tree
 from sagemaker_cv.tools.spec import metric_definitions
-
-pytestmark = pytest.mark.slow
 
 PREFIX = r"\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d (?:INFO|WARNING) \d+\] "
 # From scratch, adam at 0.001 on batches of 4, one shape class, every layer trained. Measured on two

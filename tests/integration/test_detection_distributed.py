@@ -13,7 +13,7 @@ from test_distributed_training import Cluster, alive
 
 from sagemaker_cv.tools.detection_demo import write_detection_tree
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.cluster
 
 HP = {"mini_batch_size": "2", "epochs": "1", "optimizer": "sgd", "learning_rate": "0.0001"}
 

@@ -24,6 +24,8 @@ from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.tools.detection_demo import draw_picture, write_detection_tree
 from sagemaker_cv.training.devices import plan_devices
 
+pytestmark = pytest.mark.fast
+
 HP = {"mini_batch_size": "2", "epochs": "1"}
 
 

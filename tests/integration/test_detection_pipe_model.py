@@ -10,13 +10,10 @@ import shutil
 
 import mxnet as mx
 import numpy as np
-import pytest
 from ml_tree import cli_env, set_hyperparameters, train
 from test_pipe_training import set_channels, with_magic_ids
 
 from sagemaker_cv.tools.detection_demo import write_detection_tree
-
-pytestmark = pytest.mark.slow
 
 HP = {"mini_batch_size": "2", "epochs": "2", "optimizer": "sgd", "learning_rate": "0.0001"}
 FILE = {"ContentType": "application/x-recordio", "TrainingInputMode": "File", "RecordWrapperType": "None"}

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from ml_tree import killed_and_restarted, model_file_bytes
 
 from sagemaker_cv.tools.detection_demo import write_detection_tree
-
-pytestmark = pytest.mark.slow
 
 # Two batches per epoch: the kill lands after the first batch of epoch 1.
 HP = {

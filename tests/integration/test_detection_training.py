@@ -15,8 +15,6 @@ from ml_tree import set_hyperparameters, train
 
 from sagemaker_cv.tools.detection_demo import write_detection_tree
 
-pytestmark = pytest.mark.slow
-
 SMALL = {"mini_batch_size": "2", "epochs": "1", "optimizer": "sgd", "learning_rate": "0.0001"}
 
 
@@ -116,6 +114,7 @@ def test_resnet50_from_a_local_file_and_a_missing_file(tmp_path):
     )
 
 
+@pytest.mark.fast
 def test_a_weights_file_of_another_network_is_named_not_loaded(tmp_path, monkeypatch):
     from sagemaker_cv.algorithms.detection.network import build_detector
     from sagemaker_cv.contract.errors import ClientError

@@ -12,7 +12,7 @@ import shutil
 import pytest
 from test_distributed_training import Cluster
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.cluster
 
 
 def set_epochs(root, epochs: int) -> None:

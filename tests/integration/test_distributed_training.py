@@ -24,7 +24,7 @@ import pytest
 
 from sagemaker_cv.tools.demo import write_example_tree
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.cluster
 
 FAULT_BOUND = 60.0  # the limit from a fault to the end of every process
 HP = {"epochs": "2", "mini_batch_size": "8", "num_layers": "20", "image_shape": "3,16,16"}

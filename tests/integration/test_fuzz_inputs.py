@@ -2,7 +2,9 @@
 AlgorithmError, never a traceback in the failure file, never a hang, never a file outside the ml
 root. Each example breaks a small valid job (RecordIO or images + .lst) in one to three ways:
 config files, hyperparameter values, channel settings, data files, record headers, .lst lines,
-images, FIFOs, directories and symlinks where files should be."""
+images, FIFOs, directories and symlinks where files should be.
+
+Tier: fast with 10 examples, slow with the full 60 (tests/tiers.py TWINS)."""
 
 from __future__ import annotations
 
@@ -24,8 +26,7 @@ from sagemaker_cv import algorithms, cli
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.inputs import recordio
 from sagemaker_cv.tools.demo import write_example_tree
-
-pytestmark = pytest.mark.slow
+from tiers import TWINS, examples
 
 NAMES = sorted({p.name for p in algorithms.get("image-classification").schema.params})
 scalars = st.one_of(
@@ -247,11 +248,23 @@ def alarm_main_thread(seconds: float) -> threading.Timer:
     return timer
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
-)
-@given(data=st.data())
-def test_any_broken_job_is_valid_or_a_client_error(bases, data):
+@pytest.mark.parametrize("tier", TWINS)
+def test_any_broken_job_is_valid_or_a_client_error(bases, tier):
+    """10 broken jobs in the fast tier, 60 in the slow one."""
+
+    @settings(
+        max_examples=examples(60, tier),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(data=st.data())
+    def check(data):
+        validate_broken_job(bases, data)
+
+    check()
+
+
+def validate_broken_job(bases, data):
     content = data.draw(st.sampled_from(sorted(bases)), "format")
     work = Path(tempfile.mkdtemp(dir=bases[content].parent.parent))
     root = work / "ml"

@@ -1,5 +1,8 @@
 """Incremental training through the real command line: a second job starts from the model.tar.gz
-of a first one, given in the `model` channel, and refuses one whose network differs."""
+of a first one (the session's reference job), given in the `model` channel, and refuses one whose
+network differs.
+
+Tier: fast (one epoch of a second job on the shared reference job; the refusal ends in validate)."""
 
 from __future__ import annotations
 
@@ -12,25 +15,23 @@ import numpy as np
 import pytest
 from ml_tree import set_hyperparameters, train
 
-from sagemaker_cv.tools.demo import write_example_tree
-
-HP = {"epochs": "1", "mini_batch_size": "8", "num_layers": "20", "image_shape": "3,16,16"}
+pytestmark = pytest.mark.fast
 
 
-@pytest.fixture(scope="module")
-def first(tmp_path_factory) -> tuple[Path, Path]:
+@pytest.fixture
+def first(trained) -> tuple[Path, Path]:
     """A first job's tree and its model.tar.gz."""
-    base = tmp_path_factory.mktemp("incremental")
-    root = base / "first"
-    write_example_tree(root, per_class=8, val_per_class=3, image_size=20, hyperparameters=HP)
-    archive = base / "out" / "model.tar.gz"
-    run = train(root, "--model-archive", str(archive))
-    assert run.code == 0, run.out[-3000:]
-    return root, archive
+    job = trained("image-classification")
+    return job.root, job.archive
 
 
 def with_model_channel(first_root: Path, archive: Path, target: Path) -> Path:
-    shutil.copytree(first_root, target, ignore=shutil.ignore_patterns("model", "output"))
+    """A second job on the first one's data, without its model, output or checkpoints."""
+    shutil.copytree(
+        first_root,
+        target,
+        ignore=shutil.ignore_patterns("model", "output", "checkpoints", "checkpointconfig.json"),
+    )
     (target / "input" / "data" / "model").mkdir()
     shutil.copy(archive, target / "input" / "data" / "model" / "model.tar.gz")
     config = target / "input" / "config" / "inputdataconfig.json"
@@ -47,7 +48,7 @@ def with_model_channel(first_root: Path, archive: Path, target: Path) -> Path:
 def test_a_second_job_starts_from_the_first_jobs_model(first, tmp_path):
     first_root, archive = first
     root = with_model_channel(first_root, archive, tmp_path / "second")
-    set_hyperparameters(root, learning_rate=0)  # nothing learned: the weights stay the first job's
+    set_hyperparameters(root, learning_rate=0, epochs=1)  # nothing learned: the weights stay the first job's
     run = train(root)
     assert run.code == 0, run.out[-3000:]
     for line in (
@@ -76,5 +77,5 @@ def test_a_model_of_another_network_is_refused_naming_each_mismatch(first, tmp_p
         "ClientError: channel 'model': the earlier model's network differs from this job's; these hyperparameters must be the same",
         "num_classes: the model in the model channel has 3, this job has 4",
         "num_layers: the model in the model channel has 20, this job has 32",
-        "image_shape: the model in the model channel has 3,16,16, this job has 3,18,18",
+        "image_shape: the model in the model channel has 3,24,24, this job has 3,18,18",
     ]

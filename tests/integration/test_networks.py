@@ -18,6 +18,7 @@ from sagemaker_cv.training.devices import plan_devices
 from sagemaker_cv.training.export import structural_params
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("layers", IMAGENET_LAYERS + CIFAR_LAYERS)
 def test_every_depth_has_that_many_weighted_layers(layers):
     net = resnet(layers, classes=7)
@@ -27,6 +28,7 @@ def test_every_depth_has_that_many_weighted_layers(layers):
     assert len(weighted) == layers  # convolutions on the main path + the output layer
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("layers", [18, 20, 200])
 def test_forward_on_raw_pixels(layers):
     net = classification_network(layers, classes=4, channels=1, pretrained=False, ctx=[mx.cpu()])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mxnet as mx
 import numpy as np
+import pytest
 from ml_tree import cli_env, train
 
 from sagemaker_cv.inputs.recordio import MAGIC
@@ -159,6 +160,7 @@ def test_augmented_manifest_in_pipe_mode_with_file_mode_validation(tree, tmp_pat
     assert any(f.endswith(".params") for f in run.model_files)
 
 
+@pytest.mark.fast
 def test_a_bad_manifest_label_names_sample_and_attribute(tree, tmp_path, feeders):
     root, feeder = manifest_job(
         tree,

@@ -112,6 +112,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_a_finished_job_stays_finishe
     assert time.monotonic() - started < 300
 
 
+@pytest.mark.fast
 def test_every_devices_batchnorm_statistics_come_back(base, tmp_path):
     """On a host with several devices each keeps its own BatchNorm running statistics (Gluon's
     save_parameters would store their average): a checkpoint restores each device's exactly."""

@@ -123,6 +123,7 @@ def test_learns_the_toy_set_and_writes_the_builtins_logs_and_artifacts(tmp_path)
     assert np.allclose(mx.nd.softmax(fcn((raw - mean) / std)[0], axis=1).asnumpy(), expected, atol=1e-5)
 
 
+@pytest.mark.fast
 def test_validate_skips_non_images_and_names_each_defect(tmp_path):
     root = tmp_path / "ml"
     write_segmentation_tree(root, train=4, validation=2, hyperparameters={"mini_batch_size": 2})

@@ -18,7 +18,7 @@ from test_distributed_training import free_ports
 
 from sagemaker_cv.tools.segmentation_demo import write_segmentation_tree
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.cluster
 
 HOSTS = ["algo-1", "algo-2"]
 HP = {

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mxnet as mx
 import numpy as np
+import pytest
 from ml_tree import set_hyperparameters, train
 
 from sagemaker_cv.tools.segmentation_demo import write_segmentation_tree
@@ -59,6 +60,7 @@ def test_a_second_job_starts_from_the_first_jobs_model_algo_1(tmp_path):
         assert np.allclose(value, after[key], rtol=0, atol=1e-6), key
 
 
+@pytest.mark.fast
 def test_a_model_of_another_network_is_refused_naming_each_mismatch(tmp_path):
     # validate reads only hyperparams.json and checks that model_algo-1 is there: no training needed.
     model = tmp_path / "earlier"

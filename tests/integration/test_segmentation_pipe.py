@@ -8,13 +8,10 @@ from __future__ import annotations
 import re
 import struct
 
-import pytest
 from ml_tree import cli_env, train
 
 from sagemaker_cv.inputs.recordio import MAGIC_BYTES, frame
 from sagemaker_cv.tools.segmentation_demo import ATTRIBUTES, move_to_manifests, write_segmentation_tree
-
-pytestmark = pytest.mark.slow
 
 HP = {
     "epochs": 2,

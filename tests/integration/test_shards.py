@@ -8,6 +8,7 @@ import re
 import cv2
 import mxnet as mx
 import numpy as np
+import pytest
 from ml_tree import split_rec, train
 
 from sagemaker_cv.algorithms.classification.data import record_iter
@@ -39,6 +40,7 @@ def labels_of(iterator, batches=None):
     return out
 
 
+@pytest.mark.fast
 def test_records_of_every_file_are_counted_shuffled_together_and_split_by_rank(tmp_path):
     write_shards(tmp_path / "train")
     rules = LabelRules(N, False, (3, 8, 8), None)
@@ -64,6 +66,7 @@ def test_records_of_every_file_are_counted_shuffled_together_and_split_by_rank(t
     assert sorted(parts[0] + parts[1]) == list(range(N))
 
 
+@pytest.mark.fast
 def test_only_a_file_with_undecodable_images_is_copied(tmp_path):
     write_shards(tmp_path / "train", undecodable={9, 12})
     rules = LabelRules(N, False, (3, 8, 8), None)
@@ -103,6 +106,7 @@ def test_a_damaged_file_among_several_is_named_with_record_and_offset(tree):
     assert "im2rec" in reason and "Traceback" not in reason and "dmlc" not in reason
 
 
+@pytest.mark.cluster
 def test_two_hosts_split_a_sharded_channel_by_rank(tmp_path):
     from test_distributed_training import Cluster
 

@@ -14,6 +14,8 @@ from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.tools.weights import gluon, import_checkpoint
 from sagemaker_cv.training.pretrained import SOURCES, pretrained_file
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(scope="module")
 def resnet18_tensors() -> dict:

@@ -78,6 +78,13 @@ class Algorithm:
     artifacts: tuple[str, ...] = ()
     #: incremental training from a `model` channel; None: the channel is refused
     incremental: Incremental | None = None
+    #: the file whose presence in a model directory says this algorithm wrote it (this image's
+    #: jobs and the built-in's alike); `algorithms.trained` recognises a model by it
+    model_marker: str = ""
+    #: "module:function" loading a trained model for inference: (TrainedModel, MXNet context) ->
+    #: an `inference.ImagePredictor` (request bytes in, the built-in's response bytes out); None
+    #: while the algorithm cannot serve
+    predictor: str | None = None
 
     def channel(self, name: str) -> ChannelSpec | None:
         return next((c for c in self.channels if c.name == name), None)
@@ -95,3 +102,12 @@ class Algorithm:
             )
         module, _, cls = self.task.partition(":")
         return getattr(importlib.import_module(module), cls)
+
+    def load_predictor(self, model, ctx):
+        """The algorithm's predictor for `model` (an `algorithms.trained.TrainedModel`) on `ctx`."""
+        if self.predictor is None:
+            raise ClientError(
+                f"algorithm {self.name!r}: serving is not available in this version of the image"
+            )
+        module, _, function = self.predictor.partition(":")
+        return getattr(importlib.import_module(module), function)(model, ctx)

@@ -71,9 +71,10 @@ def member_problem(member: tarfile.TarInfo, seen_links: set[str]) -> str | None:
     return None
 
 
-def extract(archive: Path, target: Path, limits: Limits = Limits()) -> Path:
-    """Unpack `archive` into `target` (created); every refusal names the member."""
-    name = f"channel 'model': {archive.name}"
+def extract(archive: Path, target: Path, limits: Limits = Limits(), origin: str | None = None) -> Path:
+    """Unpack `archive` into `target` (created); every refusal names the member. `origin` says
+    where the archive came from in messages (default: the model channel)."""
+    name = origin or f"channel 'model': {archive.name}"
     try:
         tar = tarfile.open(archive, "r:*")
     except (tarfile.TarError, EOFError, OSError) as exc:
@@ -102,7 +103,7 @@ def extract(archive: Path, target: Path, limits: Limits = Limits()) -> Path:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 if member.issym() or member.islnk():
                     links.add(posixpath.normpath(member.name))
-                    _link(member, dest, target)
+                    _link(member, dest, target, name)
                     continue
                 source = tar.extractfile(member)
                 with open(dest, "wb") as out:
@@ -125,7 +126,7 @@ def extract(archive: Path, target: Path, limits: Limits = Limits()) -> Path:
     return target
 
 
-def _link(member: tarfile.TarInfo, dest: Path, target: Path) -> None:
+def _link(member: tarfile.TarInfo, dest: Path, target: Path, name: str) -> None:
     """A link that stays inside: a symlink as it is; a hard link as a copy of its (earlier) target."""
     if dest.exists() or dest.is_symlink():
         dest.unlink()
@@ -135,6 +136,6 @@ def _link(member: tarfile.TarInfo, dest: Path, target: Path) -> None:
     source = target / posixpath.normpath(member.linkname)
     if not source.is_file():
         raise ClientError(
-            f"channel 'model': member {member.name!r} links to {member.linkname!r}, which is not a file before it"
+            f"{name}: member {member.name!r} links to {member.linkname!r}, which is not a file before it"
         )
     shutil.copyfile(source, dest)

@@ -1,6 +1,6 @@
-"""Keeps the README's hyperparameter tables generated from the schema.
+"""Keeps the documentation's hyperparameter tables generated from the schema.
 
-python -m sagemaker_cv.tools.docs README.md      # rewrite the tables in place
+python -m sagemaker_cv.tools.docs [docs/hyperparameters.md]      # rewrite the tables in place
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def render_tables(text: str) -> str:
         )
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
         if not pattern.search(text):
-            raise ValueError(f"README has no {begin} ... {end} block")
+            raise ValueError(f"the page has no {begin} ... {end} block")
         block = f"{begin}\n{algorithms.get(algorithm).schema.markdown_table()}{end}"
         text = pattern.sub(lambda _, block=block: block, text)  # a function: the table holds backslashes
     return text
@@ -29,7 +29,7 @@ def render_tables(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0] if args else "README.md")
+    path = Path(args[0] if args else "docs/hyperparameters.md")
     path.write_text(render_tables(path.read_text()))
     return 0
 

@@ -8,7 +8,7 @@ first epoch has finished no model is written (TrainingInterrupted; the CLI exits
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sagemaker_cv import algorithms
 from sagemaker_cv.contract import logs
@@ -22,6 +22,9 @@ from sagemaker_cv.training.outputs import check_model_dir, clear_model_dir
 from sagemaker_cv.training.scratch import scratch_space
 
 log = logs.get()
+#: files the end-of-job exports write into the model directory (tools.onnx_export): an earlier
+#: run's would describe another model
+EXPORTS = ("model.onnx",)
 
 
 def load(paths: MLPaths, algorithm: str) -> Job:
@@ -60,10 +63,12 @@ def _task(job: Job, scratch):
 def validate(paths: MLPaths, algorithm: str) -> None:
     """Parse every config file, check every data file and build what training builds, without training."""
     from sagemaker_cv.training import incremental
+    from sagemaker_cv.training.seeding import job_seed
     from sagemaker_cv.training.start import Start
 
     with engine.StopOnSignal():
         job = load(paths, algorithm)
+        job_seed()  # a bad SAGEMAKER_CV_SEED fails here as it fails `train`
         missing = mxnet_missing()
         if missing:
             problems = incremental.channel_problems(job)
@@ -85,7 +90,9 @@ def validate(paths: MLPaths, algorithm: str) -> None:
     log.info("Validation passed: %s", counts or "the data streams in Pipe mode and is checked as it arrives")
 
 
-def train(paths: MLPaths, algorithm: str) -> None:
+def train(paths: MLPaths, algorithm: str, after: Callable[[Job], None] | None = None) -> None:
+    """Train the job; then, on the primary host of a job that was not stopped, `after(job)` (the
+    CLI's end-of-job exports, which live above this layer)."""
     require_mxnet("train")
     with engine.StopOnSignal():
         job = load(paths, algorithm)
@@ -95,13 +102,16 @@ def train(paths: MLPaths, algorithm: str) -> None:
             # worker (which calls train_job) as children and fails the job if any of them fails.
             from sagemaker_cv.distributed import launcher
 
-            launcher.run(paths, algorithm, job.resource)
-            return
-        train_job(job)
+            stopped = launcher.run(paths, algorithm, job.resource)
+        else:
+            stopped = train_job(job)
+    if after is not None and job.resource.is_primary and not stopped:
+        after(job)
 
 
-def train_job(job: Job, extra_hooks: Sequence = (), decisions=None, leading_hooks: Sequence = ()) -> None:
-    """Train in this process (the one worker of a multi-host job, or a single-host job).
+def train_job(job: Job, extra_hooks: Sequence = (), decisions=None, leading_hooks: Sequence = ()) -> bool:
+    """Train in this process (the one worker of a multi-host job, or a single-host job); True
+    when a stop signal ended it.
 
     `decisions` carries the primary's early-stopping decisions between hosts; `leading_hooks` run
     before the standard ones at every point of the loop, `extra_hooks` after them."""
@@ -110,12 +120,13 @@ def train_job(job: Job, extra_hooks: Sequence = (), decisions=None, leading_hook
             state = _train(job, stop, extra_hooks, decisions, leading_hooks)
         except TrainingInterrupted as stopped:
             log.info(stopped.before_training())
-            return
+            return True
     if state.interrupted:
         if state.saved_epoch is not None:
             log.info("Training stopped by signal; the model saved is from epoch %s", state.saved_epoch)
     elif job.resource.is_primary:
         log.info("Training finished; model files are in %s", job.paths.model_dir)
+    return state.interrupted
 
 
 def _train(
@@ -128,7 +139,7 @@ def _train(
     hp, resource = job.hyperparameters, job.resource
     check_model_dir(job.paths.model_dir)
     if resource.is_primary:  # only the primary writes the model (local mode shares one directory)
-        clear_model_dir(job.paths.model_dir, algorithms.get(job.algorithm).artifacts)
+        clear_model_dir(job.paths.model_dir, (*algorithms.get(job.algorithm).artifacts, *EXPORTS))
     start = Start.decide(
         job
     )  # a checkpoint to resume (it restores the model directory too), the model channel, or fresh weights

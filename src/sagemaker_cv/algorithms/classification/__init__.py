@@ -16,6 +16,8 @@ ALGORITHM = Algorithm(
     distributed=True,
     task="sagemaker_cv.algorithms.classification.task:ClassificationTask",
     pretrained=tuple(Pretrained(f"num_layers={n}", name) for n, name in PRETRAINED_NETWORKS.items()),
+    model_marker="image-classification-symbol.json",
+    predictor="sagemaker_cv.algorithms.classification.predict:load",
     artifacts=("image-classification-*.params", "image-classification-symbol.json", "model-shapes.json"),
     # The built-in's documented rule: "the same settings for num_layers, image_shape and num_classes".
     incremental=Incremental(

@@ -19,6 +19,8 @@ ALGORITHM = Algorithm(
         Pretrained("base_network=vgg-16", "vgg16_atrous"),
         Pretrained("base_network=resnet-50", "resnet50_v1b"),
     ),
+    model_marker="model_algo_1-symbol.json",
+    predictor="sagemaker_cv.algorithms.detection.predict:load",
     artifacts=("model_algo_1-*.params", "model_algo_1-symbol.json", "hyperparams.json"),
     incremental=Incremental(
         keys=("base_network", "num_classes", "image_shape"),

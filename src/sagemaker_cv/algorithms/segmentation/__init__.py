@@ -20,6 +20,8 @@ ALGORITHM = Algorithm(
         Pretrained("backbone=resnet-50", "resnet50_v1s"),
         Pretrained("backbone=resnet-101", "resnet101_v1s"),
     ),
+    model_marker=archive.MODEL,
+    predictor="sagemaker_cv.algorithms.segmentation.predict:load",
     artifacts=("model_algo-1", "model_algo-1-symbol.json", "model_algo-1-*.params", "hyperparams.json"),
     # The network's shape follows from these (crop_size fixes the heads' resizes).
     incremental=Incremental(

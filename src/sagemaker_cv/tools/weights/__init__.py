@@ -114,7 +114,11 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         "list", help="the networks use_pretrained_model=1 loads, and where to get them"
     )
     importer = actions.add_parser("import", help="convert a downloaded checkpoint into a GluonCV params file")
-    importer.add_argument("source", type=Path, help="the checkpoint (.safetensors; .pth/.bin with torch)")
+    importer.add_argument(
+        "source",
+        type=Path,
+        help="the checkpoint: .safetensors, or PyTorch's .pth/.pt/.bin (read without torch)",
+    )
     importer.add_argument("--network", required=True, help="GluonCV's name, e.g. resnet50_v1s, vgg16_atrous")
     for p in (lister, importer):
         p.add_argument("--models-dir", type=Path, help="default: $MXNET_HOME/models (~/.mxnet/models)")

@@ -1,0 +1,215 @@
+"""The serving decisions as pure functions: content negotiation, the settings from the environment,
+worker and thread counts, GPU assignment, request image checks, and the segmenter's encodings.
+
+Tier: fast (no server, no network).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from sagemaker_cv.algorithms.inference import MAX_PIXELS, image_size, jpeg_complete
+from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.serving.negotiation import choose, media_type
+from sagemaker_cv.serving.server import gunicorn_config
+from sagemaker_cv.serving.settings import (
+    ServerSettings,
+    gpu_for_worker,
+    thread_environment,
+    visible_gpus,
+)
+
+DETECTION = ("application/json", "application/json;annotation=1")
+SEGMENTATION = ("image/png", "application/x-recordio-protobuf", "application/x-protobuf")
+
+
+@pytest.mark.parametrize(
+    "accept,offers,expected",
+    [
+        (None, DETECTION, "application/json"),
+        ("", DETECTION, "application/json"),
+        ("*/*", SEGMENTATION, "image/png"),
+        ("application/json", DETECTION, "application/json"),
+        ("application/json;annotation=1", DETECTION, "application/json;annotation=1"),
+        ("application/json; annotation=1", DETECTION, "application/json;annotation=1"),
+        ("APPLICATION/JSON", DETECTION, "application/json"),
+        ("application/*", SEGMENTATION, "application/x-recordio-protobuf"),
+        ("application/x-protobuf", SEGMENTATION, "application/x-protobuf"),
+        ("image/png;q=0.5, application/x-protobuf", SEGMENTATION, "application/x-protobuf"),
+        ("text/html, */*;q=0.1", SEGMENTATION, "image/png"),
+        ("image/png;q=0, */*", SEGMENTATION, "application/x-recordio-protobuf"),
+        ("image/png", DETECTION, None),
+        ("application/json;annotation=2", DETECTION, None),
+        ("not a type", DETECTION, None),
+    ],
+)
+def test_choose(accept, offers, expected):
+    assert choose(accept, offers) == expected
+
+
+def test_the_default_accept_setting_applies_only_without_a_preference():
+    assert choose(None, DETECTION, "application/json;annotation=1") == "application/json;annotation=1"
+    assert choose("*/*", DETECTION, "application/json;annotation=1") == "application/json;annotation=1"
+    assert choose("application/json", DETECTION, "application/json;annotation=1") == "application/json"
+    assert choose(None, DETECTION, "text/csv") == "application/json"  # not one of the offers
+
+
+def test_media_type():
+    assert media_type("Image/JPEG; charset=binary") == "image/jpeg"
+    assert media_type(None) is None and media_type("jpeg") is None
+
+
+def test_settings_defaults_and_worker_rule():
+    s = ServerSettings.from_env({}, cores=2, gpus=0)
+    assert (s.port, s.workers, s.timeout, s.max_request_bytes) == (8080, 2, 60, 6 << 20)
+    assert s.max_response_bytes == 6 << 20 and s.graceful_timeout < 25
+    assert ServerSettings.from_env({}, cores=8, gpus=4).workers == 4  # one per GPU
+    env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SAGEMAKER_BIND_TO_PORT": "9000"}
+    assert ServerSettings.from_env(env, cores=2, gpus=4).workers == 3
+    assert ServerSettings.from_env(env, cores=2, gpus=0, port=7000).port == 7000
+    batch = ServerSettings.from_env(
+        {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"}, cores=2, gpus=0
+    )
+    assert batch.max_response_bytes is None and batch.max_request_bytes == 20 << 20
+    assert batch.execution_parameters() == {
+        "MaxConcurrentTransforms": batch.workers,
+        "BatchStrategy": "SINGLE_RECORD",
+        "MaxPayloadInMB": 20,
+    }
+
+
+def test_every_bad_variable_is_named_at_once():
+    env = {
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "many",
+        "SAGEMAKER_BIND_TO_PORT": "70000",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0",
+        "SAGEMAKER_BATCH": "yes",
+        "SAGEMAKER_BATCH_STRATEGY": "ALL",
+    }
+    with pytest.raises(ClientError) as caught:
+        ServerSettings.from_env(env, cores=2, gpus=0)
+    text = str(caught.value)
+    for name in env:
+        assert name in text, text
+    assert "expected an integer in [1, 65535]" in text
+
+
+def test_threads_are_split_between_workers():
+    def omp(cores, workers):
+        return thread_environment(ServerSettings(workers=workers, cores=cores), {})["OMP_NUM_THREADS"]
+
+    assert (omp(2, 1), omp(2, 2), omp(8, 1), omp(8, 2), omp(16, 8)) == ("1", "1", "4", "2", "1")
+    kept = thread_environment(ServerSettings(workers=1, cores=8), {"OMP_NUM_THREADS": "3"})
+    assert "OMP_NUM_THREADS" not in kept and kept["MKL_NUM_THREADS"] == "4"
+
+
+def test_gpus_without_mxnet(tmp_path):
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "0,2"}) == 2
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == 0
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == 0
+    for name in ("0000:00:1e.0", "0000:00:1f.0"):
+        (tmp_path / name).mkdir()
+    assert visible_gpus({}, driver=tmp_path) == 2
+    assert visible_gpus({}, driver=tmp_path / "absent") == 0
+
+
+def test_a_new_worker_takes_a_free_gpu():
+    assert gpu_for_worker(set(), 0) is None
+    assert gpu_for_worker(set(), 4) == 0
+    assert gpu_for_worker({0, 1, 3}, 4) == 2
+    assert gpu_for_worker({0, 1}, 2) == 0  # more workers than devices: shared
+
+
+def test_gunicorn_config():
+    config = gunicorn_config(ServerSettings(port=8081, workers=2, timeout=90), "0.0.0.0")
+    assert config["bind"] == ["0.0.0.0:8081"] and config["workers"] == 2
+    assert config["worker_class"] == "gthread" and config["preload_app"] is False
+    assert config["timeout"] == 90 and config["graceful_timeout"] == 20
+
+
+def test_the_server_master_does_not_import_mxnet():
+    import subprocess
+
+    code = "import sys; import sagemaker_cv.cli, sagemaker_cv.serving.server, sagemaker_cv.serving.app, sagemaker_cv.algorithms.trained; print('mxnet' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )
+
+
+# ---- request images ----------------------------------------------------------------------------------
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def png_header(width: int, height: int) -> bytes:
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + chunk(b"IEND", b"")
+
+
+def test_image_checks():
+    picture = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    assert image_size(jpeg(picture)) == (30, 20)
+    for body, words in [
+        (b"", "empty"),
+        (b"GIF89a nonsense", "not an image"),
+        (jpeg(picture)[:-200], "truncated"),  # cut in the compressed data
+        (png_header(8193, 4096), "8193x4096 pixels"),
+        (png_header(100_000, 100_000), "more pixels than Pillow opens"),
+    ]:
+        with pytest.raises(ClientError, match=words):
+            image_size(body)
+    side = int(MAX_PIXELS**0.5)
+    assert image_size(png_header(side, side)) == (side, side)
+
+
+def test_a_jpeg_cut_after_its_exif_thumbnail_is_truncated():
+    """The thumbnail's own end marker inside APP1 must not pass for the image's."""
+    thumbnail = jpeg(np.zeros((8, 8, 3), np.uint8))
+    app1 = b"Exif\0\0" + thumbnail
+    main = jpeg(np.full((16, 16, 3), 50, np.uint8))
+    with_exif = main[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + main[2:]
+    assert jpeg_complete(with_exif)
+    assert not jpeg_complete(with_exif[: len(with_exif) - 60])
+
+
+# ---- the segmenter's encodings ------------------------------------------------------------------------
+
+
+def test_mask_png_holds_the_class_indices():
+    from sagemaker_cv.algorithms.segmentation.predict import indexed_png
+
+    mask = np.arange(12, dtype=np.uint8).reshape(3, 4) % 5
+    with Image.open(io.BytesIO(indexed_png(mask))) as image:
+        assert image.mode == "P" and image.size == (4, 3)
+        np.testing.assert_array_equal(np.asarray(image), mask)
+        assert image.getpalette()[3:6] == [128, 0, 0]  # VOC's colour of class 1
+
+
+def test_the_record_decodes_with_protobuf():
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "integration"))
+    from serving_helpers import record_class
+
+    from sagemaker_cv.algorithms.segmentation.predict import RECORDIO_MAGIC, recordio_record
+
+    probabilities = np.random.default_rng(0).random((1, 3, 5, 7)).astype(np.float32)
+    body = recordio_record(probabilities)
+    magic, length = struct.unpack("<II", body[:8])
+    assert magic == RECORDIO_MAGIC and len(body) == 8 + length + (-length % 4)
+    record = record_class()()
+    record.ParseFromString(body[8 : 8 + length])
+    assert list(record.features["shape"].int32_tensor.values) == [1, 3, 5, 7]
+    np.testing.assert_array_equal(record.features["target"].float32_tensor.values, probabilities.ravel())
