@@ -43,14 +43,13 @@ def distort_colour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _contrast(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    alpha = rng.uniform(0.5, 1.5)
-    gray = float((image @ _LUMA).mean())
-    return image * alpha + gray * (1 - alpha)
+    """The recipe's "contrast": every value scaled by one factor."""
+    return image * np.float32(rng.uniform(0.5, 1.5))
 
 
 def _saturation(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     alpha = rng.uniform(0.5, 1.5)
-    return image * alpha + (image @ _LUMA)[..., None] * (1 - alpha)
+    return image * np.float32(alpha) + (image @ _LUMA)[..., None] * np.float32(1 - alpha)
 
 
 def _hue(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
