@@ -43,12 +43,13 @@ def quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def our_epoch(task, epoch: int, seed: int) -> None:
-    """One epoch as engine.fit runs it (EpochSeeds, then train_step over the task's batches)."""
+def our_epoch(task, epoch: int, seed: int) -> float:
+    """One epoch as engine.fit runs it (EpochSeeds, then train_step over the task's batches);
+    returns the epoch's first training metric (detection: cross-entropy per positive anchor)."""
     seed_all(derive(seed, "epoch", epoch, 0))
     for batch in task.batches(epoch):
         task.train_step(batch)
-    task.train_metrics()  # waits for the last step
+    return task.train_metrics()[0][1]  # waits for the last step
 
 
 # ---- detection -------------------------------------------------------------------------------------
@@ -123,13 +124,16 @@ def detection(args) -> tuple[list[float], list[float]]:
             metric.update(found, boxes, ids[:, :, 0])
         return metric.value()
 
-    def recipe_epoch(epoch: int) -> None:
+    def recipe_epoch(epoch: int) -> float:
         seed_all(derive(args.seed, "recipe", epoch))
+        values = []
         for batch in recipe.loader:
             x, cls_targets, box_targets = (a.as_in_context(mx.cpu()) for a in batch)
             losses = _ssd_step(recipe.net, recipe.trainer, recipe.loss_fn, x, cls_targets, box_targets)
-            if not np.isfinite(sum(loss.sum().asscalar() for loss in losses)):
+            values.append(sum(loss.sum().asscalar() for loss in losses))
+            if not np.isfinite(values[-1]):
                 raise Diverged("the recipe's loss diverged")
+        return float(np.mean(values))  # cross-entropy per positive anchor, as our metric
 
     print(
         f"SSD {args.base} at {SHAPE} px from scratch, {args.images} training images ({args.classes} classes, "
@@ -210,7 +214,7 @@ def segmentation(args) -> tuple[list[float], list[float]]:
     def recipe_epoch(epoch: int) -> None:
         seed_all(derive(args.seed, "recipe", epoch))
         recipe.batches = iter(recipe.loader)
-        recipe.run(steps)
+        recipe.run(steps)  # reads its losses but keeps none
 
     print(
         f"FCN ResNet-50 from scratch, crop {crop} (base {base}), {args.images} training images, "
@@ -243,11 +247,12 @@ def side_by_side(epochs, ours_epoch, recipe_epoch, ours_score, recipe_score, nam
     for epoch in range(epochs):
         line = [f"epoch {epoch:3d}:"]
         for side, (train, score) in sides.items():
+            loss = None
             tic = time.perf_counter()
             if side not in diverged:
                 try:
                     with quiet():
-                        train(epoch)
+                        loss = train(epoch)
                 except (Diverged, ClientError) as exc:
                     if "diverged" not in str(exc):
                         raise
@@ -255,6 +260,8 @@ def side_by_side(epochs, ours_epoch, recipe_epoch, ours_score, recipe_score, nam
             value = float("nan") if side in diverged else score()
             scores[side].append(value)
             note = "diverged" if side in diverged else f"{time.perf_counter() - tic:.0f} s"
+            if side not in diverged and loss is not None:
+                note = f"train loss {loss:.3f}, {note}"
             line.append(f"{side} {name} {value:.4f} ({note})")
         print("   ".join(line), flush=True)
     return scores["ours"], scores["recipe"]
