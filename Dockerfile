@@ -1,4 +1,5 @@
-# The SageMaker training image: `docker run IMAGE train` (what SageMaker runs), or no argument.
+# The SageMaker image: `docker run IMAGE train` (what a training job runs; no argument trains too)
+# and `docker run IMAGE serve` (what an endpoint and a batch transform run), one entrypoint.
 #
 #   docker build -t sagemaker-cv:image-classification .                  # GPU (mxnet-cu112)
 #   docker build --build-arg FLAVOR=cpu -t sagemaker-cv:image-classification-cpu .
@@ -65,5 +66,11 @@ RUN pip install --no-deps --no-build-isolation /opt/sagemaker-cv \
 ARG ALGORITHM=image-classification
 ENV SAGEMAKER_CV_ALGORITHM=${ALGORITHM}
 
-# Exec form: the CLI is PID 1 and receives SageMaker's SIGTERM itself (StopTrainingJob, spot).
+# Hosting: the server listens on $SAGEMAKER_BIND_TO_PORT when SageMaker sets it (inference
+# pipelines), else on 8080; the label tells SageMaker that it may.
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+EXPOSE 8080
+
+# Exec form: the CLI is PID 1 and receives SageMaker's SIGTERM itself (StopTrainingJob, spot,
+# an endpoint's scale-in: the server drains its requests and exits before the SIGKILL 30 s later).
 ENTRYPOINT ["sagemaker-cv"]

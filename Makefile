@@ -30,25 +30,23 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[cpu,test]'
 	touch $@
 
-# make demo ALGORITHM=object-detection|semantic-segmentation: each algorithm's example-data writer and best score.
+# make demo ALGORITHM=<any registered algorithm> [DEMO_ARGS="writer options"]: the algorithm's
+# example-data writer, its job, and the best value of its tuning objective, all read from the
+# registry (sagemaker_cv.tools.demos). An unknown ALGORITHM is refused before anything is
+# installed or deleted (the registry imports no dependency).
 ALGORITHM ?= image-classification
-DEMO_DATA_image-classification := sagemaker_cv.tools.demo
-DEMO_BEST_image-classification := Best validation accuracy: $$(grep -o 'Validation-accuracy=[0-9.]*' demo/train.log | cut -d= -f2 | sort -n | tail -1) (3 classes: chance is 0.33)
-DEMO_DATA_object-detection := sagemaker_cv.tools.detection_demo
-DEMO_BEST_object-detection := Best validation mAP: $$(grep -o 'validation mAP <score>=([0-9.e-]*' demo/train.log | cut -d'(' -f2 | sort -g | tail -1) (100 random boxes per image score about 0.02)
-DEMO_DATA_semantic-segmentation := sagemaker_cv.tools.segmentation_demo
-DEMO_BEST_semantic-segmentation := Best validation mIOU: $$(grep -o 'validation mIOU: [0-9.]*' demo/train.log | cut -d' ' -f3 | sort -n | tail -1) (all background scores about 0.27)
+DEMO_ARGS ?=
+DEMOS = -m sagemaker_cv.tools.demos
 
-# Refused before anything is installed or deleted.
 demo-algorithm:
-	@test -n "$(DEMO_DATA_$(ALGORITHM))" || { echo "make demo: ALGORITHM=$(ALGORITHM) is not one of: $(CV_ALGORITHMS)" >&2; exit 2; }
+	@PYTHONPATH=src $(PYTHON) $(DEMOS) check --algorithm $(ALGORITHM)
 
 demo: demo-algorithm $(VENV)/.installed
 	rm -rf demo
-	$(PY) -m $(DEMO_DATA_$(ALGORITHM)) --root demo/ml
+	$(PY) $(DEMOS) write --algorithm $(ALGORITHM) --root demo/ml $(DEMO_ARGS)
 	$(VENV)/bin/sagemaker-cv train --algorithm $(ALGORITHM) --ml-root demo/ml --model-archive demo/model.tar.gz | tee demo/train.log
 	@echo
-	@echo "$(DEMO_BEST_$(ALGORITHM))"
+	@$(PY) $(DEMOS) best --algorithm $(ALGORITHM) --log demo/train.log
 	@echo "Model archive: $(CURDIR)/demo/model.tar.gz (model files in demo/ml/model)"
 
 test: $(VENV)/.installed-test
@@ -75,10 +73,10 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-# Regenerate the hyperparameter tables in docs/hyperparameters.md from the schema (a test checks
-# they match).
+# Regenerate the generated tables (hyperparameters from the schema, environment variables from
+# contract.environment); a test checks they match.
 docs: $(VENV)/.installed
-	$(PY) -m sagemaker_cv.tools.docs docs/hyperparameters.md
+	$(PY) -m sagemaker_cv.tools.docs .
 
 # Pretrained weights for use_pretrained_model=1: downloads each network's public source from the
 # Hugging Face hub (huggingface_hub, the `weights` extra) and imports it into docker/weights/, which

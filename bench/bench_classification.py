@@ -22,15 +22,16 @@ from pathlib import Path
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.algorithms.classification import data
 from sagemaker_cv.algorithms.classification.network import classification_network
 from sagemaker_cv.algorithms.classification.task import ClassificationTask
-from sagemaker_cv.contract.job import load_job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.tools.demo import write_example_tree
 from sagemaker_cv.training import engine
 from sagemaker_cv.training import hooks as h
 from sagemaker_cv.training.devices import plan_devices
+from sagemaker_cv.training.job import load_job
 
 
 def make_tree(root: Path, layers: int, batch: int, size: int) -> None:
@@ -45,7 +46,7 @@ def make_tree(root: Path, layers: int, batch: int, size: int) -> None:
 
 def ours(root: Path, steps: int, repeats: int) -> float:
     """Images/s of the real task and loop (batch lines, metrics, timers; no validation or saving)."""
-    job = load_job(MLPaths(root), "image-classification", num_gpus=0)
+    job = load_job(MLPaths(root), algorithms.get("image-classification"), num_gpus=0)
     with tempfile.TemporaryDirectory() as scratch:
         task = ClassificationTask(job, plan_devices(0), Path(scratch))
         task.setup(task.check_data())
@@ -64,7 +65,7 @@ def ours(root: Path, steps: int, repeats: int) -> float:
 
 def bare(root: Path, steps: int, repeats: int, layers: int, batch: int, size: int) -> float:
     """The reference: the textbook hybridized Gluon loop on the same network and iterator."""
-    job = load_job(MLPaths(root), "image-classification", num_gpus=0)
+    job = load_job(MLPaths(root), algorithms.get("image-classification"), num_gpus=0)
     hp = job.hyperparameters
     with tempfile.TemporaryDirectory() as scratch:
         task = ClassificationTask(job, plan_devices(0), Path(scratch))
@@ -110,7 +111,7 @@ def input_paths(root: Path, batch: int, repeats: int) -> tuple[float, float]:
     write_example_tree(
         root, per_class=100, val_per_class=5, image_size=256, hyperparameters={"image_shape": "3,224,224"}
     )
-    job = load_job(MLPaths(root), "image-classification", num_gpus=0)
+    job = load_job(MLPaths(root), algorithms.get("image-classification"), num_gpus=0)
     with tempfile.TemporaryDirectory() as scratch:
         task = ClassificationTask(job, plan_devices(0), Path(scratch))
         train = task.check_data().data["train"]

@@ -23,15 +23,16 @@ from pathlib import Path
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.algorithms.detection.network import build_detector
 from sagemaker_cv.algorithms.detection.task import DetectionTask
-from sagemaker_cv.contract.job import load_job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.inputs.recordio import write_index
 from sagemaker_cv.tools.detection_demo import write_detection_tree
 from sagemaker_cv.training import engine
 from sagemaker_cv.training import hooks as h
 from sagemaker_cv.training.devices import plan_devices
+from sagemaker_cv.training.job import load_job
 
 SHAPE = 300
 WORKERS = 4  # train_ssd.py's default --num-workers; our iterator also decodes with 4 threads
@@ -58,7 +59,7 @@ class Ours:
     """The real task and loop (batch lines, metrics, timers; no validation or saving)."""
 
     def __init__(self, root: Path, scratch: Path):
-        job = load_job(MLPaths(root), "object-detection", num_gpus=0)
+        job = load_job(MLPaths(root), algorithms.get("object-detection"), num_gpus=0)
         self.task = DetectionTask(job, plan_devices(0), scratch)
         self.prepared = self.task.check_data()
         self.task.setup(self.prepared)

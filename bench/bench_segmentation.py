@@ -35,12 +35,13 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.algorithms.segmentation.loss import MixedLoss
 from sagemaker_cv.algorithms.segmentation.task import SegmentationTask
-from sagemaker_cv.contract.job import load_job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.tools.segmentation_demo import write_segmentation_tree
 from sagemaker_cv.training.devices import plan_devices
+from sagemaker_cv.training.job import load_job
 
 ALGORITHM = "semantic-segmentation"
 
@@ -51,7 +52,7 @@ def tree(root: Path, images: int, sizes: tuple[int, int], **hp) -> Path:
 
 
 def our_task(root: Path, devices: int = 1) -> SegmentationTask:
-    job = load_job(MLPaths(root), ALGORITHM, num_gpus=0)
+    job = load_job(MLPaths(root), algorithms.get(ALGORITHM), num_gpus=0)
     task = SegmentationTask(job, plan_devices(0, cpu_devices=devices), root / "scratch")
     task.setup(task.check_data())
     return task

@@ -13,7 +13,8 @@ DOCKER ?= docker
 IMAGE_NAME ?= sagemaker-cv
 BASE_IMAGE ?= python:3.11-slim
 DOCKER_BUILD_FLAGS ?=
-CV_ALGORITHMS := image-classification object-detection semantic-segmentation
+# One image tag per registered algorithm (the registry imports no dependency: any python3 reads it).
+CV_ALGORITHMS := $(shell PYTHONPATH=src $(PYTHON) -c "from sagemaker_cv import algorithms; print(*algorithms.NAMES)")
 
 # `make run-local` and `make push` act on these.
 ALGORITHM ?= image-classification
@@ -61,7 +62,7 @@ push:
 
 # The example dataset, when ML_ROOT does not hold a job yet.
 $(ML_ROOT)/input/config/hyperparameters.json: | $(VENV)/.installed
-	$(VENV)/bin/python -m sagemaker_cv.tools.demo --root $(ML_ROOT)
+	$(VENV)/bin/python -m sagemaker_cv.tools.demos write --algorithm $(ALGORITHM) --root $(ML_ROOT)
 
 # With GPUs (nvidia-smi answers) the GPU image and --gpus all; otherwise the CPU image, since the
 # GPU image's mxnet cannot load without the driver. --network none: as SageMaker's network isolation.
@@ -77,9 +78,5 @@ run-local: $(ML_ROOT)/input/config/hyperparameters.json
 
 # The tests build their own images (tags sagemaker-cv-test:*) from BASE_IMAGE; see tests/container.
 # SKIP_GPU_IMAGE=1 skips the GPU flavor's build and library check.
-$(VENV)/.installed-sdk: $(VENV)/.installed-test
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[cpu,test,sdk]'
-	touch $@
-
-test-container: $(VENV)/.installed-sdk
+test-container: $(VENV)/.installed-test
 	BASE_IMAGE=$(BASE_IMAGE) $(VENV)/bin/python -m pytest --tier container tests -v -rs --durations=0 -p no:cacheprovider

@@ -23,11 +23,13 @@ from sagemaker_cv.contract.errors import (
 )
 from sagemaker_cv.contract.files import disk_full, full_disk_named, is_disk_full
 from sagemaker_cv.contract.paths import DEFAULT_ROOT, MLPaths
+from sagemaker_cv.distributed.roles import WORKER_COMMAND
 from sagemaker_cv.serving import server
-from sagemaker_cv.tools import onnx_export, weights
+from sagemaker_cv.tools import evaluate, onnx_export, predict, weights
 
 COMMANDS = (
     "train", "validate", "hyperparameters", "metric-definitions", "spec", "weights", "serve", "export-onnx",
+    "evaluate", "predict",
 )  # fmt: skip
 
 
@@ -39,12 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
 
+    from sagemaker_cv.algorithms import NAMES  # the registry imports no framework
+
     def algorithm_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--algorithm",
-            default=os.environ.get("SAGEMAKER_CV_ALGORITHM", "image-classification"),
-            help="image-classification, object-detection or semantic-segmentation "
-            "(default: $SAGEMAKER_CV_ALGORITHM or image-classification)",
+            default=os.environ.get("SAGEMAKER_CV_ALGORITHM", NAMES[0]),
+            help=f"{', '.join(NAMES)} (default: $SAGEMAKER_CV_ALGORITHM or {NAMES[0]})",
         )
 
     for name, text in (
@@ -72,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         algorithm_arg(sub.add_parser(name, help=text))
     p = sub.add_parser("spec", help="print a CreateAlgorithm request (JSON)")
     algorithm_arg(p)
-    p.add_argument("--image", required=True, help="the training image URI")
+    p.add_argument("--image", required=True, help="the image URI (it trains and serves)")
     p.add_argument(
         "--flavor",
         choices=("gpu", "cpu"),
@@ -83,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     weights.add_arguments(sub)
     server.add_arguments(sub)
     onnx_export.add_arguments(sub)
+    evaluate.add_arguments(sub)
+    predict.add_arguments(sub)
     return parser
 
 
@@ -91,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     # SageMaker runs `IMAGE train`; SDK v3 local mode passes no argument at all.
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["train", *argv]
+    if argv[0] == WORKER_COMMAND:  # a worker process of a multi-host job, started by its launcher
+        from sagemaker_cv import algorithms
+        from sagemaker_cv.distributed import worker
+
+        return worker.main(argv[1:], algorithms.get)
     if argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         print(
             f"sagemaker-cv: unknown command {argv[0]!r}: expected one of {', '.join(COMMANDS)}",
@@ -106,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         return server.run(args)
     if args.command == "export-onnx":
         return onnx_export.run(args)
+    if args.command == "evaluate":
+        return evaluate.run(args)
+    if args.command == "predict":
+        return predict.run(args)
     return _run(args)
 
 
@@ -141,19 +155,20 @@ def _run(args: argparse.Namespace) -> int:
     if paths.failure_file.exists():  # left by an earlier run on the same local tree
         paths.failure_file.unlink()
     try:
+        from sagemaker_cv import algorithms
         from sagemaker_cv.training import outputs, runner
 
+        algorithm = algorithms.get(args.algorithm)  # resolved once; the record travels down
         onnx = onnx_export.JobExport.from_env(os.environ)
         onnx.check()
         if args.command == "validate":
-            runner.validate(paths, args.algorithm)
+            runner.validate(paths, algorithm)
         else:
             if args.model_archive:
                 outputs.check_archive_target(args.model_archive, paths.model_dir)
-            if onnx.enabled:
-                runner.train(paths, args.algorithm, after=onnx.after_training)
-            else:
-                runner.train(paths, args.algorithm)
+            from sagemaker_cv.distributed import launcher
+
+            runner.train(paths, algorithm, launcher.run, after=onnx.after_training if onnx.enabled else None)
             if args.model_archive:
                 _archive(paths.model_dir, args.model_archive)
         return 0

@@ -11,10 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from container_helpers import BUILD_TIMEOUT, CPU_TAG, GPU_TAG, REPO, REPORT, docker, record_seconds
+
+SDK3_PYTHON_ENV = "SAGEMAKER_CV_SDK3_PYTHON"
 
 
 def pytest_configure(config):
@@ -46,12 +50,15 @@ def base_image() -> str:
     return base
 
 
-def build(base: str, flavor: str, tag: str) -> None:
+def build(base: str, flavor: str, tag: str, algorithm: str = "image-classification") -> None:
     start = time.monotonic()
     docker(
         "build", "--network", "host", "--build-arg", f"FLAVOR={flavor}", "--build-arg", f"BASE_IMAGE={base}",
-        "-t", tag, str(REPO), timeout=BUILD_TIMEOUT, check=True,
+        "--build-arg", f"ALGORITHM={algorithm}", "-t", tag, str(REPO), timeout=BUILD_TIMEOUT, check=True,
     )  # fmt: skip
+    if algorithm != "image-classification":
+        record_seconds(f"docker build FLAVOR={flavor} ALGORITHM={algorithm}", time.monotonic() - start)
+        return
     record_seconds(f"docker build FLAVOR={flavor}", time.monotonic() - start)
     size = docker("image", "inspect", "--format", "{{.Size}}", tag, check=True).stdout.strip()
     REPORT[f"image size FLAVOR={flavor}"] = f"{int(size) / 1e6:.0f} MB"
@@ -71,3 +78,65 @@ def gpu_image(base_image: str) -> str:
         )
     build(base_image, "gpu", GPU_TAG)
     return GPU_TAG
+
+
+@pytest.fixture(scope="session")
+def cpu_images(base_image: str, cpu_image: str) -> dict[str, str]:
+    """algorithm -> its CPU image, as `make image-cpu` tags them (the others differ from cpu_image
+    only in their last layer, ENV SAGEMAKER_CV_ALGORITHM, so their builds come from the cache)."""
+    images = {"image-classification": cpu_image}
+    for algorithm in ("object-detection", "semantic-segmentation"):
+        images[algorithm] = f"sagemaker-cv-test:{algorithm}-cpu"
+        build(base_image, "cpu", images[algorithm], algorithm)
+    return images
+
+
+class Models(dict):
+    """algorithm -> a small model trained on the host by the command line (the integration tier's
+    reference job: tests/integration/trained.py), trained when a test first asks for it. Read-only."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = directory
+
+    def __missing__(self, algorithm: str):
+        integration = str(REPO / "tests" / "integration")
+        if integration not in sys.path:
+            sys.path.insert(0, integration)
+        from trained import train_reference
+
+        start = time.monotonic()
+        (self.directory / algorithm).mkdir()
+        self[algorithm] = train_reference(algorithm, self.directory / algorithm)
+        record_seconds(f"reference model {algorithm} (host)", time.monotonic() - start)
+        return self[algorithm]
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> Models:
+    """The models the serving tests serve, transform and predict with (one per algorithm)."""
+    return Models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def sdk3_python() -> str:
+    """The Python of an environment with SDK v3 (it cannot share one with v2): SAGEMAKER_CV_SDK3_PYTHON
+    (`.ci/run` makes ~/.cache/sagemaker-cv/venv-sdk3), else .venv-sdk3 in the repository."""
+    from container_helpers import has_compose
+
+    python = os.environ.get(SDK3_PYTHON_ENV) or str(REPO / ".venv-sdk3" / "bin" / "python")
+    if not Path(python).exists():
+        pytest.skip(
+            f"no SDK v3 environment at {python} ({SDK3_PYTHON_ENV}): "
+            'python3 -m venv .venv-sdk3 && .venv-sdk3/bin/pip install "sagemaker>=3,<4"'
+        )
+    version = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('sagemaker'))"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not version.startswith("3."):
+        pytest.skip(f"{python} has sagemaker {version or 'missing'}: these tests drive SDK v3")
+    if not has_compose():
+        pytest.skip("no docker compose: install Debian's docker-compose package or the compose plugin")
+    return python

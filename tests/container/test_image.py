@@ -47,9 +47,9 @@ def test_bad_hyperparameter_is_a_client_error(cpu_image, tmp_path):
 
 
 def test_other_commands_exit_with_a_message(cpu_image, tmp_path):
-    result = docker("run", "--rm", "--network", "none", cpu_image, "predict", timeout=120)
+    result = docker("run", "--rm", "--network", "none", cpu_image, "infer", timeout=120)
     assert result.returncode == 2
-    assert "sagemaker-cv:" in result.stdout and "predict" in result.stdout
+    assert "sagemaker-cv: unknown command 'infer'" in result.stdout and "predict" in result.stdout
 
 
 def test_serve_without_a_model_says_so(cpu_image, tmp_path):

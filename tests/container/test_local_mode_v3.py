@@ -6,8 +6,9 @@ the containers do not have), names the hosts algo-1, algo-2, and mounts one `mod
 all hosts. It cannot live in the tests' own environment (which holds SDK v2), so it runs from its
 own virtual environment: SAGEMAKER_CV_SDK3_PYTHON names that environment's Python (`.ci/run`
 makes one in ~/.cache/sagemaker-cv/venv-sdk3 and sets it), else `.venv-sdk3/bin/python` in the
-repository (`python3 -m venv .venv-sdk3 && .venv-sdk3/bin/pip install "sagemaker>=3,<4"`).
-Without either, or without docker compose, these tests are skipped with the reason.
+repository (`python3 -m venv .venv-sdk3 && .venv-sdk3/bin/pip install "sagemaker>=3,<4"`); the
+`sdk3_python` fixture (conftest.py) finds it. Without either, or without docker compose, these
+tests are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ import pytest
 from container_helpers import (
     LOCAL_NETWORK,
     PREFIX,
-    REPO,
     assert_model_loads,
     docker,
-    has_compose,
     make_tree,
     record_seconds,
     remove_local_mode_leftovers,
@@ -34,29 +33,8 @@ from container_helpers import (
 
 pytestmark = pytest.mark.container
 
-SDK3_PYTHON_ENV = "SAGEMAKER_CV_SDK3_PYTHON"
 DRIVER = Path(__file__).with_name("sdk3_local_mode.py")
 JOB_TIMEOUT = 600  # a job here takes well under a minute; a hang must end the test, not the CI run
-
-
-@pytest.fixture(scope="session")
-def sdk3_python() -> str:
-    python = os.environ.get(SDK3_PYTHON_ENV) or str(REPO / ".venv-sdk3" / "bin" / "python")
-    if not Path(python).exists():
-        pytest.skip(
-            f"no SDK v3 environment at {python} ({SDK3_PYTHON_ENV}): "
-            'python3 -m venv .venv-sdk3 && .venv-sdk3/bin/pip install "sagemaker>=3,<4"'
-        )
-    version = subprocess.run(
-        [python, "-c", "import importlib.metadata as m; print(m.version('sagemaker'))"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    if not version.startswith("3."):
-        pytest.skip(f"{python} has sagemaker {version or 'missing'}: these tests drive SDK v3")
-    if not has_compose():
-        pytest.skip("no docker compose: install Debian's docker-compose package or the compose plugin")
-    return python
 
 
 @pytest.fixture

@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 from ml_tree import set_hyperparameters, train
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.algorithms.detection.data import det_iter
 from sagemaker_cv.algorithms.detection.labels import ground_truth
 from sagemaker_cv.algorithms.detection.task import DetectionTask
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.contract.job import load_job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.tools.detection_demo import draw_picture, write_detection_tree
 from sagemaker_cv.training.devices import plan_devices
+from sagemaker_cv.training.job import load_job
 
 pytestmark = pytest.mark.fast
 
@@ -64,7 +65,7 @@ def tree(tmp_path, templates):
 
 def check(root: Path, scratch: Path):
     """What `train` checks before it builds anything: the task's check_data."""
-    job = load_job(MLPaths(root), "object-detection", num_gpus=0)
+    job = load_job(MLPaths(root), algorithms.get("object-detection"), num_gpus=0)
     return DetectionTask(job, plan_devices(0), scratch).check_data()
 
 
@@ -294,7 +295,7 @@ def test_json_defects_name_the_file_and_object(tree, tmp_path, edit, fragment):
 def test_invalid_json_and_undecodable_images(tree, tmp_path):
     root = tree("images")
     (root / "input/data/train_annotation/image_0000.json").write_text("{not json")
-    assert "train_annotation/image_0000.json: is not valid JSON" in problems(root, tmp_path / "s")
+    assert "train_annotation/image_0000.json: not valid JSON" in problems(root, tmp_path / "s")
     root = tree("images", train_images=5)
     (root / "input/data/train/image_0004.jpg").write_bytes(b"garbage")
     train = check(root, tmp_path / "t").data["train"]

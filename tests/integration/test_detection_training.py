@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from ml_tree import set_hyperparameters, train
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.tools.detection_demo import write_detection_tree
 
 SMALL = {"mini_batch_size": "2", "epochs": "1", "optimizer": "sgd", "learning_rate": "0.0001"}
@@ -152,14 +153,16 @@ def test_a_diverging_loss_stops_with_a_client_error(tmp_path):
 
 def test_the_exported_graph_detects_as_the_trained_network(tmp_path):
     from sagemaker_cv.algorithms.detection.task import DetectionTask
-    from sagemaker_cv.contract.job import load_job
     from sagemaker_cv.contract.paths import MLPaths
     from sagemaker_cv.training.devices import plan_devices
+    from sagemaker_cv.training.job import load_job
 
     root = tmp_path / "ml"
     write_detection_tree(root, content="images", train_images=2, val_images=2, hyperparameters=SMALL)
     task = DetectionTask(
-        load_job(MLPaths(root), "object-detection", num_gpus=0), plan_devices(0), tmp_path / "s"
+        load_job(MLPaths(root), algorithms.get("object-detection"), num_gpus=0),
+        plan_devices(0),
+        tmp_path / "s",
     )
     task.setup(task.check_data())
     batch = next(task.batches(0))
@@ -186,16 +189,18 @@ def test_a_diverged_batch_is_named_and_nothing_is_written_after_it(tmp_path):
 
     from sagemaker_cv.algorithms.detection.task import DetectionTask
     from sagemaker_cv.contract.errors import ClientError
-    from sagemaker_cv.contract.job import load_job
     from sagemaker_cv.contract.paths import MLPaths
     from sagemaker_cv.training import engine
     from sagemaker_cv.training import hooks as h
     from sagemaker_cv.training.devices import plan_devices
+    from sagemaker_cv.training.job import load_job
 
     root = tmp_path / "ml"
     write_detection_tree(root, content="images", train_images=4, val_images=2, hyperparameters=SMALL)
     task = DetectionTask(
-        load_job(MLPaths(root), "object-detection", num_gpus=0), plan_devices(0), tmp_path / "s"
+        load_job(MLPaths(root), algorithms.get("object-detection"), num_gpus=0),
+        plan_devices(0),
+        tmp_path / "s",
     )
     task.setup(task.check_data())
     for param in task.trainable_parameters().values():  # every loss from the first batch on is NaN
@@ -204,17 +209,17 @@ def test_a_diverged_batch_is_named_and_nothing_is_written_after_it(tmp_path):
 
     # Two batches per epoch: the first batch's loss is read while the second batch runs.
     with pytest.raises(ClientError, match=r"diverged \(NaN or infinite\) at epoch 0, batch 1;"):
-        engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1)
+        engine.fit(task, [h.ModelWriter(enabled=True)], epochs=1)
     # The epoch's last batch is read before the epoch's hooks validate or write.
     task.steps = 1
     with pytest.raises(ClientError, match=r"at epoch 0, batch 1;"):
-        engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1)
+        engine.fit(task, [h.ModelWriter(enabled=True)], epochs=1)
     # A stop request ends the epoch after its first batch: nothing is written, and the job still
     # fails with the divergence when the task is closed.
     task.steps = 2
     stop = threading.Event()
     stop.set()
-    state = engine.fit(task, [h.Checkpointer(enabled=True)], epochs=1, stop=stop)
+    state = engine.fit(task, [h.ModelWriter(enabled=True)], epochs=1, stop=stop)
     assert state.interrupted
     with pytest.raises(ClientError, match=r"at epoch 0, batch 1;"):
         task.close()

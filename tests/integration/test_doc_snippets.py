@@ -3,7 +3,8 @@
 - The README's "Train on your own images" block runs in bash on a folder of two classes of
   pictures, and trains.
 - Every ```python block runs in a fresh directory holding `model/` (the page's algorithm's
-  reference job's model directory) and `street.jpg` (one of that job's validation images).
+  reference job's model directory), `street.jpg` (one of that job's validation images) and, on
+  the serving page, `probs.rec` (the server's protobuf answer for it, made by the same handler).
 - ```python aws blocks need an AWS account or a Docker engine (the SageMaker SDK's calls, run for
   real by the container tier's local-mode tests); here they must compile and import only modules
   that exist.
@@ -13,6 +14,7 @@ Tier: fast (the reference jobs are shared; the README's job trains a ResNet-20 f
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -31,7 +33,11 @@ pytestmark = pytest.mark.fast
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 #: the reference job whose model a page's Python snippets load (others: image classification)
-ALGORITHM = {"object-detection.md": "object-detection", "semantic-segmentation.md": "semantic-segmentation"}
+ALGORITHM = {
+    "object-detection.md": "object-detection",
+    "semantic-segmentation.md": "semantic-segmentation",
+    "serving.md": "semantic-segmentation",
+}
 #: pages whose snippets need more than a model directory run them in their own tests
 OWN_TESTS = {"onnx.md": "test_onnx_export.py::test_the_five_lines_of_the_doc_run_the_exported_model"}
 
@@ -93,6 +99,8 @@ def test_each_python_snippet_runs(trained, tmp_path, case):
         shutil.copy(image[0], tmp_path / "street.jpg")
     else:  # RecordIO only: any picture will do
         cv2.imwrite(str(tmp_path / "street.jpg"), draw("disc", 48, np.random.default_rng(0)))
+    if page.name == "serving.md":
+        answer(job, tmp_path / "street.jpg", "application/x-recordio-protobuf", tmp_path / "probs.rec")
     proc = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,
@@ -104,6 +112,21 @@ def test_each_python_snippet_runs(trained, tmp_path, case):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+def answer(job, image, accept: str, out) -> None:
+    """What the server answers for `image` with `accept`, written to `out`."""
+    import mxnet as mx
+
+    from sagemaker_cv.algorithms.trained import open_model
+    from sagemaker_cv.serving.handler import Handler
+
+    model = open_model(job.model_dir, job.root / "unused")
+    response = Handler(model.algorithm.load_predictor(model, mx.cpu()))(
+        image.read_bytes(), "image/jpeg", accept
+    )
+    assert response.status == 200, response.body
+    out.write_bytes(response.body)
+
+
 @pytest.mark.parametrize("case", [c for c in PYTHON if c[2] != "python"], ids=label)
 def test_each_aws_snippet_compiles_and_imports_what_exists(case):
     page, _, info, code = case
@@ -112,7 +135,7 @@ def test_each_aws_snippet_compiles_and_imports_what_exists(case):
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module.startswith("sagemaker."):
             # SDK v3's modules are in its own environment; v2's must import here.
-            if node.module.startswith("sagemaker.train"):
+            if node.module.startswith(("sagemaker.train", "sagemaker.core")):
                 continue
             module = __import__(node.module, fromlist=[a.name for a in node.names])
             for alias in node.names:

@@ -10,12 +10,13 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.algorithms.classification.network import classification_network, resnet
 from sagemaker_cv.algorithms.classification.schema import CIFAR_LAYERS, IMAGENET_LAYERS
-from sagemaker_cv.contract.job import load_job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.training.devices import plan_devices
 from sagemaker_cv.training.export import structural_params
+from sagemaker_cv.training.job import load_job
 
 
 @pytest.mark.fast
@@ -41,7 +42,7 @@ def test_float16_training_exports_float32(tree):
 
     root = tree(per_class=4, val_per_class=2, hyperparameters={"precision_dtype": "float16", "epochs": "1"})
     # Validation accepts float16 only with a GPU: pretend one, then build everything on CPU contexts.
-    job = load_job(MLPaths(root), "image-classification", num_gpus=1)
+    job = load_job(MLPaths(root), algorithms.get("image-classification"), num_gpus=1)
     task = ClassificationTask(job, plan_devices(0), Path(root.parent / "scratch"))
     task.setup(task.check_data())
     params = task.net.collect_params()
@@ -71,7 +72,7 @@ def test_a_model_can_be_saved_before_the_first_batch(tree):
     from sagemaker_cv.algorithms.classification.task import ClassificationTask
 
     root = tree(per_class=4, val_per_class=2)
-    job = load_job(MLPaths(root), "image-classification", num_gpus=0)
+    job = load_job(MLPaths(root), algorithms.get("image-classification"), num_gpus=0)
     task = ClassificationTask(job, plan_devices(0), Path(root.parent / "scratch"))
     task.setup(task.check_data())
     files = task.save(1)
@@ -85,7 +86,7 @@ def test_uneven_device_split_follows_the_documented_rule(tree):
     from sagemaker_cv.algorithms.classification.task import ClassificationTask
 
     root = tree(per_class=4, val_per_class=2, hyperparameters={"mini_batch_size": "7"})
-    job = load_job(MLPaths(root), "image-classification", num_gpus=0)
+    job = load_job(MLPaths(root), algorithms.get("image-classification"), num_gpus=0)
     task = ClassificationTask(job, plan_devices(0, cpu_devices=3), Path(root.parent / "scratch"))
     task.setup(task.check_data())
     batch = next(task.batches(0))

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from ml_tree import killed_and_restarted, model_file_bytes, train
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.tools.demo import write_example_tree
 
 HP = {
@@ -117,12 +118,12 @@ def test_every_devices_batchnorm_statistics_come_back(base, tmp_path):
     """On a host with several devices each keeps its own BatchNorm running statistics (Gluon's
     save_parameters would store their average): a checkpoint restores each device's exactly."""
     from sagemaker_cv.algorithms.classification.task import ClassificationTask
-    from sagemaker_cv.contract.job import load_job
     from sagemaker_cv.contract.paths import MLPaths
     from sagemaker_cv.training.devices import plan_devices
     from sagemaker_cv.training.export import init_trainer, structural_params
+    from sagemaker_cv.training.job import load_job
 
-    job = load_job(MLPaths(base), "image-classification", num_gpus=0)
+    job = load_job(MLPaths(base), algorithms.get("image-classification"), num_gpus=0)
 
     def task(scratch):
         t = ClassificationTask(job, plan_devices(0, cpu_devices=2), tmp_path / scratch)

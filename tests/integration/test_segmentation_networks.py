@@ -14,6 +14,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.algorithms.segmentation.network import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -22,11 +23,11 @@ from sagemaker_cv.algorithms.segmentation.network import (
 )
 from sagemaker_cv.algorithms.segmentation.task import SegmentationTask
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.contract.job import load_job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.tools.segmentation_demo import write_segmentation_tree
 from sagemaker_cv.training.devices import plan_devices
 from sagemaker_cv.training.export import structural_params
+from sagemaker_cv.training.job import load_job
 
 CROP = 24
 
@@ -35,7 +36,7 @@ def make_task(root: Path, devices: int = 1, num_gpus: int = 0, **hp) -> Segmenta
     hyperparameters = {"crop_size": CROP, "base_size": 32, "mini_batch_size": 2, "epochs": 1, **hp}
     train = int(hyperparameters["mini_batch_size"])
     write_segmentation_tree(root, train=train, validation=2, sizes=(29, 37), hyperparameters=hyperparameters)
-    job = load_job(MLPaths(root), "semantic-segmentation", num_gpus=num_gpus)
+    job = load_job(MLPaths(root), algorithms.get("semantic-segmentation"), num_gpus=num_gpus)
     task = SegmentationTask(job, plan_devices(0, cpu_devices=devices), root / "scratch")
     task.setup(task.check_data())
     return task

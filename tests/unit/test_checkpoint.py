@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from test_engine import ToyTask, hooks, params
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.contract.config import ResourceConfig, parse_checkpoint_config
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.contract.job import Job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.schema import HyperParameters
 from sagemaker_cv.training import checkpoint as ck
 from sagemaker_cv.training import engine
+from sagemaker_cv.training.job import Job
 
 
 class StatefulToy(ToyTask):
@@ -33,7 +34,14 @@ class StatefulToy(ToyTask):
 
 def job(root: Path, **hp) -> Job:
     values = {"epochs": 6, "learning_rate": 0.1, "num_layers": 18, **hp}
-    return Job("image-classification", MLPaths(root), HyperParameters(values), ResourceConfig(), {}, seed=11)
+    return Job(
+        algorithms.get("image-classification"),
+        MLPaths(root),
+        HyperParameters(values),
+        ResourceConfig(),
+        {},
+        seed=11,
+    )
 
 
 def fill_with(text):

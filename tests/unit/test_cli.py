@@ -53,7 +53,7 @@ def test_internal_error_is_an_algorithm_error(tmp_path, monkeypatch, capsys):
     write_config(tmp_path, {"num_classes": "2", "num_training_samples": "10"})
     from sagemaker_cv.training import runner
 
-    def broken(paths, algorithm):
+    def broken(paths, algorithm, *_, **__):
         raise KeyError("unexpected")
 
     monkeypatch.setattr(runner, "train", broken)
@@ -69,7 +69,7 @@ def test_stale_failure_file_is_removed(tmp_path, monkeypatch):
     (tmp_path / "output" / "failure").write_text("old")
     from sagemaker_cv.training import runner
 
-    monkeypatch.setattr(runner, "train", lambda paths, algorithm: None)
+    monkeypatch.setattr(runner, "train", lambda paths, algorithm, *_, **__: None)
     assert cli.main(["train", "--ml-root", str(tmp_path)]) == 0
     assert not (tmp_path / "output" / "failure").exists()
 
@@ -107,7 +107,7 @@ def test_model_archive_must_not_be_inside_the_model_dir(tmp_path, monkeypatch):
     write_config(tmp_path, {"num_classes": "2", "num_training_samples": "10"})
     from sagemaker_cv.training import runner
 
-    monkeypatch.setattr(runner, "train", lambda paths, algorithm: (tmp_path / "model").mkdir())
+    monkeypatch.setattr(runner, "train", lambda paths, algorithm, *_, **__: (tmp_path / "model").mkdir())
     code = cli.main(
         ["train", "--ml-root", str(tmp_path), "--model-archive", str(tmp_path / "model" / "m.tar.gz")]
     )
@@ -182,12 +182,13 @@ MXNET_TEXTS = [
 
 @pytest.mark.parametrize("text,message", MXNET_TEXTS)
 def test_failure_reasons_carry_no_cxx_traceback(text, message):
-    from sagemaker_cv.contract.errors import ClientError, failure_reason
+    from sagemaker_cv.contract.errors import AlgorithmError, ClientError, failure_reason
 
     assert failure_reason(ClientError(f"pretrained weights x.params: do not fit ({text})")) == (
         f"ClientError: pretrained weights x.params: do not fit ({message})"
     )
     assert failure_reason(RuntimeError(text)) == f"AlgorithmError: RuntimeError: {message}"
+    assert failure_reason(AlgorithmError(text)) == f"AlgorithmError: {message}"  # not named twice
     assert (
         failure_reason(ClientError("a plain problem: with colons"))
         == "ClientError: a plain problem: with colons"
@@ -231,7 +232,7 @@ def test_resource_exhaustion_is_the_users_to_fix(tmp_path, monkeypatch, exc, fra
     write_config(tmp_path, {"num_classes": "2", "num_training_samples": "10"})
     from sagemaker_cv.training import runner
 
-    def exhausted(paths, algorithm):
+    def exhausted(paths, algorithm, *_, **__):
         raise exc
 
     monkeypatch.setattr(runner, "train", exhausted)
@@ -262,7 +263,7 @@ def test_model_archive_is_checked_before_training(tmp_path, monkeypatch, where):
     from sagemaker_cv.training import runner
 
     trained = []
-    monkeypatch.setattr(runner, "train", lambda paths, algorithm: trained.append(1))
+    monkeypatch.setattr(runner, "train", lambda paths, algorithm, *_, **__: trained.append(1))
     assert cli.main(["train", "--ml-root", str(tmp_path), "--model-archive", str(tmp_path / where)]) == 2
     assert trained == []
     reason = (tmp_path / "output" / "failure").read_text()

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from sagemaker_cv.contract.config import data_shard
 from sagemaker_cv.contract.errors import AlgorithmError, ClientError
 from sagemaker_cv.distributed import plan as d
 
@@ -69,9 +70,9 @@ def test_roles_per_host():
 
 
 def test_data_shard_splits_replicated_data_and_reads_sharded_data_whole():
-    assert d.data_shard("FullyReplicated", 3, 2) == (3, 2)
-    assert d.data_shard("ShardedByS3Key", 3, 2) == (1, 0)
-    assert d.data_shard("FullyReplicated", 1, 0) == (1, 0)
+    assert data_shard("FullyReplicated", 3, 2) == (3, 2)
+    assert data_shard("ShardedByS3Key", 3, 2) == (1, 0)
+    assert data_shard("FullyReplicated", 1, 0) == (1, 0)
 
 
 def test_settings_defaults_and_overrides():

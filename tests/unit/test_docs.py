@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_cv.tools.docs import render_tables
+from sagemaker_cv.contract import environment
+from sagemaker_cv.tools.docs import render_environment, render_tables
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -19,6 +20,15 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 def test_the_hyperparameter_tables_match_the_schema():
     text = (REPO / "docs" / "hyperparameters.md").read_text()
     assert render_tables(text) == text, "docs/hyperparameters.md tables are stale: run `make docs`"
+
+
+def test_the_environment_table_is_generated_and_lists_every_variable_the_code_reads():
+    text = (REPO / "docs" / "usage.md").read_text()
+    assert render_environment(text) == text, "docs/usage.md's environment table is stale: run `make docs`"
+    read = set()
+    for path in (REPO / "src" / "sagemaker_cv").rglob("*.py"):
+        read |= set(re.findall(r"[\"'](SAGEMAKER_[A-Z_]+|MXNET_HOME)[\"']", path.read_text()))
+    assert read == environment.NAMES
 
 
 def test_the_readme_is_a_front_page_with_the_two_commands():

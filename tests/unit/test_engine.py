@@ -85,7 +85,7 @@ def hooks(frequency=None, early=None, stop=None):
         h.EpochTimer(),
         h.Speedometer(2),
         h.Evaluator(),
-        h.Checkpointer(True, frequency, stop=stop),
+        h.ModelWriter(True, frequency, stop=stop),
     ]
     if early:
         out.append(h.EarlyStopping(*early))

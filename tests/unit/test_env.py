@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.contract.config import load_json, parse_input_data_config, parse_resource_config
 from sagemaker_cv.contract.errors import ClientError
 
@@ -122,11 +123,11 @@ def test_an_unreadable_config_file_is_a_client_error(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("document", ["null", "[]", '"text"', "3"])
 def test_hyperparameters_that_are_not_an_object_are_a_client_error(tmp_path, document):
-    from sagemaker_cv.contract.job import load_job
     from sagemaker_cv.contract.paths import MLPaths
+    from sagemaker_cv.training.job import load_job
 
     paths = MLPaths(tmp_path)
     paths.config_dir.mkdir(parents=True)
     paths.hyperparameters.write_text(document)
     with pytest.raises(ClientError, match="hyperparameters.json must be a JSON object"):
-        load_job(paths, "image-classification", num_gpus=0)
+        load_job(paths, algorithms.get("image-classification"), num_gpus=0)

@@ -10,15 +10,17 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from sagemaker_cv import algorithms
 from sagemaker_cv.algorithms.classification.archive import archive_facts, output_activation, symbol_facts
 from sagemaker_cv.algorithms.classification.network import WithActivation, classification_network
+from sagemaker_cv.algorithms.facts import facts_from_hyperparameters
 from sagemaker_cv.contract.config import Channel, ResourceConfig
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.contract.job import Job
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.schema import HyperParameters
 from sagemaker_cv.training import incremental
 from sagemaker_cv.training.export import export_symbol_params, load_exported, structural_params
+from sagemaker_cv.training.job import Job
 
 
 def test_mismatches_name_both_values():
@@ -97,7 +99,13 @@ def test_a_multi_label_model_starts_a_single_label_network(tmp_path):
 
 def job(root, channels, **hp):
     values = {"num_classes": 3, "num_layers": 20, "image_shape": (3, 16, 16), **hp}
-    return Job("image-classification", MLPaths(root), HyperParameters(values), ResourceConfig(), channels)
+    return Job(
+        algorithms.get("image-classification"),
+        MLPaths(root),
+        HyperParameters(values),
+        ResourceConfig(),
+        channels,
+    )
 
 
 def test_prepare_unpacks_and_checks_the_channel(tmp_path):
@@ -161,12 +169,14 @@ def test_facts_from_the_hyperparameters_an_archive_carries(tmp_path):
     (tmp_path / "hyperparams.json").write_text(
         json.dumps({"base_network": "resnet-50", "num_classes": "20", "epochs": "3"})
     )
-    facts = incremental.facts_from_hyperparameters(
-        tmp_path, "object-detection", ("base_network", "num_classes", "image_shape")
+    facts = facts_from_hyperparameters(
+        tmp_path, algorithms.get("object-detection").schema, ("base_network", "num_classes", "image_shape")
     )
     assert facts == {"base_network": "resnet-50", "num_classes": 20}
     (tmp_path / "hyperparams.json").write_text(json.dumps({"num_classes": "many"}))
     with pytest.raises(ClientError, match="hyperparams.json num_classes='many': expected an integer"):
-        incremental.facts_from_hyperparameters(tmp_path, "object-detection", ("num_classes",))
+        facts_from_hyperparameters(tmp_path, algorithms.get("object-detection").schema, ("num_classes",))
     with pytest.raises(ClientError, match="hyperparams.json cannot be read"):
-        incremental.facts_from_hyperparameters(tmp_path / "none", "semantic-segmentation", ("backbone",))
+        facts_from_hyperparameters(
+            tmp_path / "none", algorithms.get("semantic-segmentation").schema, ("backbone",)
+        )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sagemaker_cv.algorithms.segmentation import inputs
+from sagemaker_cv.algorithms.segmentation import data
 from sagemaker_cv.algorithms.segmentation.dataset import load_label_maps, read_mask, scan_split
 from sagemaker_cv.algorithms.segmentation.labels import DEFAULT, parse_label_map
 from sagemaker_cv.contract.config import Channel
@@ -182,13 +182,13 @@ def test_channels_in_file_and_pipe_mode(tmp_path):
     paths = MLPaths(tmp_path)
     for name in ("train", "validation", "train_annotation", "validation_annotation"):
         paths.channel(name).mkdir(parents=True)
-    assert inputs.resolve(_channels(), paths).label_map is None
+    assert data.resolve(_channels(), paths).label_map is None
     # The model channel is training.incremental's to check and read.
-    assert inputs.resolve(_channels(model=Channel("model")), paths).label_map is None
+    assert data.resolve(_channels(model=Channel("model")), paths).label_map is None
     # Pipe mode: the masks come in the stream, so no annotation channels; AttributeNames assumed
     # when absent. The splits may differ in mode.
     named = Channel("train", extra={"AttributeNames": ["source-ref", "city-streets-ref"]}, **PIPE)
-    piped = inputs.resolve(
+    piped = data.resolve(
         _channels(
             train=named,
             validation=Channel("validation", **PIPE),
@@ -201,7 +201,7 @@ def test_channels_in_file_and_pipe_mode(tmp_path):
     assert piped.streams["train"].layout.attributes == ("source-ref", "city-streets-ref")
     assert piped.streams["validation"].layout.attributes == ("source-ref", "label-ref")
     assert piped.streams["validation"].layout.assumed
-    mixed = inputs.resolve(_channels(train=named, train_annotation=None), paths)
+    mixed = data.resolve(_channels(train=named, train_annotation=None), paths)
     assert list(mixed.streams) == ["train"] and list(mixed.images) == ["validation"]
     cases = {
         "channel 'train' RecordWrapperType='None' in Pipe mode: semantic segmentation streams augmented "
@@ -231,7 +231,7 @@ def test_channels_in_file_and_pipe_mode(tmp_path):
     }
     for message, channels in cases.items():
         with pytest.raises(ClientError) as info:
-            inputs.resolve(channels, paths)
+            data.resolve(channels, paths)
         assert message in str(info.value), message
 
 

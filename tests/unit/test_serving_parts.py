@@ -1,5 +1,6 @@
 """The serving decisions as pure functions: content negotiation, the settings from the environment,
-worker and thread counts, GPU assignment, request image checks, and the segmenter's encodings.
+worker and thread counts, GPU assignment and pinning, batch transform's defaults, request image
+checks, and the segmenter's encodings.
 
 Tier: fast (no server, no network).
 """
@@ -17,11 +18,14 @@ from PIL import Image
 
 from sagemaker_cv.algorithms.inference import MAX_PIXELS, image_size, jpeg_complete
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.serving.negotiation import choose, media_type
+from sagemaker_cv.serving import server
+from sagemaker_cv.serving.handler import Handler
+from sagemaker_cv.serving.negotiation import batch_default, choose, media_type
 from sagemaker_cv.serving.server import gunicorn_config
 from sagemaker_cv.serving.settings import (
     ServerSettings,
     gpu_for_worker,
+    pinned_environment,
     thread_environment,
     visible_gpus,
 )
@@ -85,6 +89,75 @@ def test_settings_defaults_and_worker_rule():
     }
 
 
+def test_batch_transform_settings():
+    # SDK v2's local mode writes "True"; SageMaker "true".
+    for text in ("true", "True", " TRUE "):
+        s = ServerSettings.from_env({"SAGEMAKER_BATCH": text}, cores=2, gpus=0)
+        assert s.batch and s.timeout == 600 and s.graceful_timeout == 20, text
+    assert ServerSettings.from_env({"SAGEMAKER_BATCH": "false"}, cores=2, gpus=0).timeout == 60
+    # The user's own timeout wins in both.
+    env = {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "90"}
+    assert ServerSettings.from_env(env, cores=2, gpus=0).timeout == 90
+    # The job's own values go to /execution-parameters; 100 MB is batch transform's largest payload.
+    env = {
+        "SAGEMAKER_BATCH": "true",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
+        "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD",
+        "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "1",
+    }
+    assert ServerSettings.from_env(env, cores=2, gpus=0).execution_parameters() == {
+        "MaxConcurrentTransforms": 1,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 100,
+    }
+    with pytest.raises(ClientError, match="SAGEMAKER_MAX_PAYLOAD_IN_MB='101'"):
+        ServerSettings.from_env({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"}, cores=2, gpus=0)
+
+
+CLASSIFICATION = ("application/json", "application/jsonlines")
+
+
+def test_batch_transform_answers_json_lines_where_json_is_the_default():
+    assert batch_default(CLASSIFICATION) == "application/jsonlines"
+    assert batch_default(DETECTION) is None  # one JSON document per image, as the built-in writes
+    assert batch_default(SEGMENTATION) is None
+    assert batch_default(("application/jsonlines", "application/json")) is None
+
+
+class Offers:
+    """A predictor as far as negotiation sees it."""
+
+    content_types = ("image/jpeg",)
+
+    def __init__(self, accepts):
+        self.accepts = accepts
+
+    def __call__(self, body, accept):
+        return accept.encode()
+
+
+@pytest.mark.parametrize(
+    "handler, accept, expected",
+    [
+        (Handler(Offers(CLASSIFICATION)), None, "application/json"),
+        (Handler(Offers(CLASSIFICATION), batch=True), None, "application/jsonlines"),
+        (Handler(Offers(CLASSIFICATION), batch=True), "*/*", "application/jsonlines"),
+        (Handler(Offers(CLASSIFICATION), batch=True), "application/json", "application/json"),
+        (Handler(Offers(CLASSIFICATION), None, "application/json", batch=True), None, "application/json"),
+        (Handler(Offers(DETECTION), batch=True), None, "application/json"),
+        (Handler(Offers(SEGMENTATION), batch=True), None, "image/png"),
+        (Handler(Offers(SEGMENTATION), batch=True), "text/csv", None),
+    ],
+)
+def test_the_handlers_response_type(handler, accept, expected):
+    assert handler.chosen(accept) == expected
+    response = handler(b"x", "image/jpeg", accept)
+    if expected is None:
+        assert response.status == 406
+    else:
+        assert (response.status, response.content_type, response.body) == (200, expected, expected.encode())
+
+
 def test_every_bad_variable_is_named_at_once():
     env = {
         "SAGEMAKER_MODEL_SERVER_WORKERS": "many",
@@ -125,6 +198,61 @@ def test_a_new_worker_takes_a_free_gpu():
     assert gpu_for_worker(set(), 4) == 0
     assert gpu_for_worker({0, 1, 3}, 4) == 2
     assert gpu_for_worker({0, 1}, 2) == 0  # more workers than devices: shared
+
+
+def test_a_worker_is_pinned_to_its_own_gpu():
+    assert pinned_environment(0, {}) == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert pinned_environment(3, {}) == {"CUDA_VISIBLE_DEVICES": "3"}
+    # The host's own names for its devices, in their order: indices or UUIDs.
+    assert pinned_environment(1, {"CUDA_VISIBLE_DEVICES": "2, 3"}) == {"CUDA_VISIBLE_DEVICES": "3"}
+    uuids = {"CUDA_VISIBLE_DEVICES": "GPU-8a1f,GPU-77c2"}
+    assert pinned_environment(0, uuids) == {"CUDA_VISIBLE_DEVICES": "GPU-8a1f"}
+    assert pinned_environment(1, {"CUDA_VISIBLE_DEVICES": "-1,4,5"}) == {"CUDA_VISIBLE_DEVICES": "5"}
+
+
+class Worker:
+    """What gunicorn's hooks read of a worker."""
+
+    def __init__(self, gpu=None):
+        if gpu is not None:
+            self.gpu = gpu
+        self.started = False
+        self.wsgi = type("App", (), {"slot": type("Slot", (), {"start": lambda _: self.mark()})()})()
+
+    def mark(self):
+        self.started = True
+
+
+def test_the_hooks_give_each_worker_its_own_device(monkeypatch):
+    """The master's pre_fork decision and the worker's post_worker_init, run as gunicorn runs them
+    (on a CPU host: the GPUs are named in CUDA_VISIBLE_DEVICES, no device is touched)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    monkeypatch.setattr(server, "_WORKER_GPU", {})
+    master = type("Master", (), {"WORKERS": {}})()
+    first, second, third = Worker(), Worker(), Worker()
+    for pid, worker in enumerate((first, second), start=10):
+        server._pre_fork(master, worker)
+        master.WORKERS[pid] = worker
+    assert (first.gpu, second.gpu) == (0, 1)
+    del master.WORKERS[10]  # the first worker died: its replacement takes its device
+    server._pre_fork(master, third)
+    assert third.gpu == 0
+
+    mx = type("mx", (), {"gpu": staticmethod(lambda i: f"gpu({i})"), "cpu": staticmethod(lambda: "cpu(0)")})
+    server._post_worker_init(second)  # in the second worker's process, after the fork
+    assert second.started and server.os.environ["CUDA_VISIBLE_DEVICES"] == "6"
+    assert server.worker_context(mx) == "gpu(0)" and server._WORKER_GPU == {"device": "6"}
+
+
+def test_a_cpu_worker_stays_on_the_cpu(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(server, "_WORKER_GPU", {})
+    worker = Worker(gpu=None)
+    worker.gpu = None
+    server._post_worker_init(worker)
+    mx = type("mx", (), {"gpu": staticmethod(lambda i: f"gpu({i})"), "cpu": staticmethod(lambda: "cpu(0)")})
+    assert worker.started and server.worker_context(mx) == "cpu(0)"
+    assert "CUDA_VISIBLE_DEVICES" not in server.os.environ
 
 
 def test_gunicorn_config():
@@ -213,3 +341,35 @@ def test_the_record_decodes_with_protobuf():
     record.ParseFromString(body[8 : 8 + length])
     assert list(record.features["shape"].int32_tensor.values) == [1, 3, 5, 7]
     np.testing.assert_array_equal(record.features["target"].float32_tensor.values, probabilities.ravel())
+
+
+def test_a_batch_server_takes_the_jobs_payload_limit_and_answers_json_lines():
+    """The WSGI application as a transform job configures it (no HTTP server: its route())."""
+    from sagemaker_cv.serving.app import Application, ModelSlot
+
+    settings = ServerSettings.from_env(
+        {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"}, cores=2, gpus=0
+    )
+    slot = ModelSlot(lambda: Offers(CLASSIFICATION), lambda exc: None)
+    slot.start()
+    app = Application(slot, settings)
+
+    def post(size: int):
+        environ = {
+            "PATH_INFO": "/invocations",
+            "REQUEST_METHOD": "POST",
+            "CONTENT_TYPE": "image/jpeg",
+            "CONTENT_LENGTH": str(size),
+            "wsgi.input": io.BytesIO(b"x" * size),
+        }
+        return app.route(environ)[0]
+
+    refused = post((1 << 20) + 1)
+    assert refused.status == 413 and "1,048,577 bytes, more than 1 MiB" in refused.body.decode()
+    answered = post(1 << 20)
+    assert (answered.status, answered.content_type) == (200, "application/jsonlines")
+    params = app.route({"PATH_INFO": "/execution-parameters", "REQUEST_METHOD": "GET"})[0]
+    assert (
+        params.body
+        == b'{"MaxConcurrentTransforms": 2, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 1}'
+    )

@@ -126,6 +126,21 @@ def test_checker_rejects_what_the_api_rejects(input_shape):
             SupportedInputModes=["Tape"]
         ),
         "bad algorithm name": lambda s: s.update(AlgorithmName="not_valid_name"),
+        # The InferenceSpecification: hosting offers no p3dn, batch transform no p4d.
+        "no inference container": lambda s: s["InferenceSpecification"].update(Containers=[]),
+        "a realtime type the API lacks": lambda s: s["InferenceSpecification"][
+            "SupportedRealtimeInferenceInstanceTypes"
+        ].append("ml.p3dn.24xlarge"),
+        "a transform type the API lacks": lambda s: s["InferenceSpecification"][
+            "SupportedTransformInstanceTypes"
+        ].append("ml.p4d.24xlarge"),
+        "no transform types": lambda s: s["InferenceSpecification"].update(
+            SupportedTransformInstanceTypes=[]
+        ),
+        "a response type that is no MIME type": lambda s: s["InferenceSpecification"][
+            "SupportedResponseMIMETypes"
+        ].append("jsonlines"),
+        "an image with a space": lambda s: s["InferenceSpecification"]["Containers"][0].update(Image="a b"),
     }
     for label, mutate in cases.items():
         spec = copy.deepcopy(good)
@@ -288,3 +303,44 @@ def test_segmentation_pipe_jobs_need_no_annotation_channels():
     )
     assert "application/x-recordio" in channels["train"]["SupportedContentTypes"]
     assert "application/x-recordio" in channels["validation"]["SupportedContentTypes"]
+
+
+# ---- the InferenceSpecification --------------------------------------------------------------------
+
+#: what each algorithm's endpoint answers (docs/serving.md), independently of the predictor modules
+RESPONSE_TYPES = {
+    "image-classification": ["application/json", "application/jsonlines"],
+    "object-detection": ["application/json", "application/json;annotation=1"],
+    "semantic-segmentation": ["image/png", "application/x-recordio-protobuf", "application/x-protobuf"],
+}
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("flavor", ["gpu", "cpu"])
+def test_the_image_serves_what_its_predictor_reads_and_answers(algorithm, flavor, input_shape):
+    from sagemaker_cv.algorithms.inference import IMAGE_CONTENT_TYPES
+    from sagemaker_cv.tools.spec import predictor_class
+
+    spec = algorithm_spec(algorithm, IMAGE, flavor=flavor)
+    assert _api_errors(spec, input_shape) == []
+    inference = spec["InferenceSpecification"]
+    assert inference["Containers"] == [{"Image": IMAGE}]  # one image trains and serves
+    assert inference["SupportedContentTypes"] == ["image/jpeg", "image/png", "application/x-image"]
+    assert inference["SupportedContentTypes"] == list(IMAGE_CONTENT_TYPES)
+    assert inference["SupportedResponseMIMETypes"] == RESPONSE_TYPES[algorithm]
+    assert inference["SupportedResponseMIMETypes"] == list(predictor_class(algorithms.get(algorithm)).accepts)
+    training = set(spec["TrainingSpecification"]["SupportedTrainingInstanceTypes"])
+    realtime = inference["SupportedRealtimeInferenceInstanceTypes"]
+    transform = inference["SupportedTransformInstanceTypes"]
+    # Every type the API takes for hosting and transform, among those the flavor trains on.
+    assert set(transform) <= set(realtime) <= training
+    enums = {
+        name: set(input_shape.members["InferenceSpecification"].members[name].member.enum)
+        for name in ("SupportedRealtimeInferenceInstanceTypes", "SupportedTransformInstanceTypes")
+    }
+    assert set(realtime) == training & enums["SupportedRealtimeInferenceInstanceTypes"]
+    assert set(transform) == training & enums["SupportedTransformInstanceTypes"]
+    if flavor == "cpu":
+        assert all(t.split(".")[1][0] in "mc" for t in realtime + transform)
+    else:
+        assert all(t.split(".")[1][0] in "gp" for t in realtime + transform)

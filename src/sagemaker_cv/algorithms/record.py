@@ -76,15 +76,26 @@ class Algorithm:
     #: glob patterns of the files it writes into the model directory: a run removes those an
     #: earlier run on the same directory left (a loader taking the highest epoch would pick them)
     artifacts: tuple[str, ...] = ()
+    #: files written into the model directory for some inputs only (removed by a run as artifacts are)
+    optional_artifacts: tuple[str, ...] = ()
     #: incremental training from a `model` channel; None: the channel is refused
     incremental: Incremental | None = None
     #: the file whose presence in a model directory says this algorithm wrote it (this image's
     #: jobs and the built-in's alike); `algorithms.trained` recognises a model by it
     model_marker: str = ""
+    #: the module that writes the algorithm's example /opt/ml tree (`make demo`): its `main(argv)`
+    #: takes `--root DIR`, its `CHANCE` says what guessing scores on that data
+    example: str | None = None
     #: "module:function" loading a trained model for inference: (TrainedModel, MXNet context) ->
     #: an `inference.ImagePredictor` (request bytes in, the built-in's response bytes out); None
     #: while the algorithm cannot serve
     predictor: str | None = None
+    #: "module:function" giving `sagemaker-cv evaluate` its per-class figures: a set-up Task whose
+    #: validation data is the channel evaluated -> {"figures", "classes", ...}; None: no evaluation
+    evaluation: str | None = None
+    #: "module:function" (framework-free) taking (hyperparameters, DevicePlan) and returning
+    #: (problems, warnings): what the job needs of this host (memory), checked before anything is built
+    limits: str | None = None
 
     def channel(self, name: str) -> ChannelSpec | None:
         return next((c for c in self.channels if c.name == name), None)
@@ -92,6 +103,12 @@ class Algorithm:
     @property
     def channel_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.channels)
+
+    def check_limits(self, hp, plan) -> tuple[list[str], list[str]]:
+        if self.limits is None:
+            return [], []
+        module, _, function = self.limits.partition(":")
+        return getattr(importlib.import_module(module), function)(hp, plan)
 
     def task_class(self) -> type:
         if self.task is None:
@@ -102,6 +119,15 @@ class Algorithm:
             )
         module, _, cls = self.task.partition(":")
         return getattr(importlib.import_module(module), cls)
+
+    def evaluate(self, task) -> dict:
+        """The per-class figures of `task`'s model on its validation data (`sagemaker-cv evaluate`)."""
+        if self.evaluation is None:
+            raise ClientError(
+                f"algorithm {self.name!r}: evaluate is not available in this version of the image"
+            )
+        module, _, function = self.evaluation.partition(":")
+        return getattr(importlib.import_module(module), function)(task)
 
     def load_predictor(self, model, ctx):
         """The algorithm's predictor for `model` (an `algorithms.trained.TrainedModel`) on `ctx`."""

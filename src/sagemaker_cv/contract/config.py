@@ -36,25 +36,13 @@ def load_json(path: Path, *, required: bool, default: Any = None) -> Any:
     nested = ClientError(f"{path}: JSON nested more than {MAX_DEPTH} levels deep; expected a flat object")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ClientError(f"{path} is not valid JSON: {exc}") from None
     except RecursionError:
         raise nested from None
-    if _depth(data) > MAX_DEPTH:
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        raise ClientError(f"{path} is not valid JSON: {files.json_problem(exc)}") from None
+    if files.json_depth(data, MAX_DEPTH) > MAX_DEPTH:
         raise nested
     return data
-
-
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest in a decoded JSON value (iteratively: no recursion)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (list, dict)):
-            deepest = max(deepest, depth)
-            if depth <= MAX_DEPTH:
-                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
 
 
 @dataclass(frozen=True)
@@ -190,3 +178,12 @@ def parse_checkpoint_config(data: Any) -> CheckpointConfig | None:
     if not isinstance(local, str) or not local.startswith("/"):
         raise ClientError(f"checkpointconfig.json LocalPath={local!r}: expected an absolute path")
     return CheckpointConfig(local)
+
+
+def data_shard(distribution: str, num_workers: int, rank: int) -> tuple[int, int]:
+    """(num_parts, part_index) for reading one channel: FullyReplicated data (the same files on
+    every host) is split by rank so each sample is seen once per epoch across the cluster;
+    ShardedByS3Key data is already a different part on each host and is read whole."""
+    if distribution == "ShardedByS3Key":
+        return 1, 0
+    return num_workers, rank

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 RECORDIO = "application/x-recordio"
 JSON = "application/json"
+JSONLINES = "application/jsonlines"
+XML = "application/xml"  # Pascal VOC annotations ("text/xml" is accepted too)
+XML_TYPES = (XML, "text/xml")
 MODEL = "application/x-sagemaker-model"
 JPEG, PNG, X_IMAGE = "image/jpeg", "image/png", "application/x-image"
 IMAGE_TYPES = (X_IMAGE, JPEG, PNG, "application/jpeg", "application/x-jpeg")

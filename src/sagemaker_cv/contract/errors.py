@@ -46,6 +46,8 @@ def failure_reason(exc: BaseException) -> str:
     """The text for the failure file: ClientError for user faults, AlgorithmError otherwise."""
     if isinstance(exc, ClientError):
         return exc.reason()
+    if type(exc) is AlgorithmError:  # its name is the prefix already (subclasses keep theirs)
+        return f"AlgorithmError: {plain(str(exc))}"
     return f"AlgorithmError: {type(exc).__name__}: {plain(str(exc))}"
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import stat
@@ -94,6 +95,109 @@ def decode_text(data: bytes, name: str, *, strict: bool = True) -> str:
 def read_text(path: Path, name: str, *, limit: int | None = None, strict: bool = True) -> str:
     """A user's text file (.lst, JSON annotations, label maps, config files), BOM removed."""
     return decode_text(read_bytes(path, name, limit), name, strict=strict)
+
+
+#: how deeply a user's JSON file may nest lists and objects: annotations and label maps nest a few
+#: levels (COCO polygons five); deeper only exhausts the parser's recursion
+JSON_DEPTH = 32
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_problem(exc: Exception) -> str:
+    """Why a text is not JSON, in the user's terms (no advice meant for Python programmers)."""
+    if isinstance(exc, RecursionError):
+        return "lists and objects nested too deeply"
+    text = str(exc)
+    if "digits" in text and "integer string conversion" in text:
+        return "holds a number of more than 4300 digits"
+    return text
+
+
+def decode_json(text: str, name: str, *, depth: int | None = JSON_DEPTH, object_hook=None) -> object:
+    """A user's JSON document: NaN and Infinity (which Python would accept) are refused, as are
+    documents nested deeper than `depth` (None: as deep as the parser's recursion allows, for
+    large documents that readers walk without recursion) and numbers too long to convert;
+    ClientError names `name`."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant, object_hook=object_hook)
+    except (ValueError, RecursionError) as exc:
+        raise ClientError(f"{name}: not valid JSON ({json_problem(exc)})") from None
+    if depth is not None and json_depth(value, depth) > depth:
+        raise ClientError(f"{name}: lists and objects nested more than {depth} levels deep")
+    return value
+
+
+def json_depth(value: object, limit: int = JSON_DEPTH) -> int:
+    """How deeply lists and objects nest in a decoded JSON value (iteratively: no recursion),
+    counted up to `limit` + 1."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if depth <= limit:
+                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def read_json(path: Path, name: str, *, limit: int | None = None, **options) -> object:
+    """A user's JSON file (annotations, label maps): a readable regular file of UTF-8 JSON, a
+    byte-order mark allowed; every other case is a ClientError naming `name`. `options` go to
+    `decode_json`."""
+    return decode_json(read_text(path, name, limit=limit), name, **options)
+
+
+def channel_files(directory: Path, channel: str, wanted=None) -> tuple[list[Path], list[str]]:
+    """Every file under a File-mode channel directory (recursively, sorted by its path in the
+    channel) that `wanted(path)` accepts, and a problem naming each entry that cannot be read as
+    one: a directory that cannot be listed, a FIFO, socket or device, a symlink that leaves the
+    channel, points nowhere or loops. (Path.rglob skips unreadable directories silently, and a
+    FIFO opened for reading blocks: neither may pass unseen.)"""
+    found: list[Path] = []
+    problems: list[str] = []
+
+    def shown(path: str | Path) -> str:
+        relative = Path(path).relative_to(directory).as_posix()
+        return channel if relative == "." else f"{channel}/{relative}"
+
+    def unlisted(exc: OSError) -> None:
+        problems.append(os_problem(shown(exc.filename), exc, "cannot be listed"))
+
+    for top, dirs, names in os.walk(directory, onerror=unlisted):
+        dirs.sort()
+        for entry in [*(d for d in dirs if os.path.islink(os.path.join(top, d))), *names]:
+            path = Path(top, entry)
+            if wanted is not None and not wanted(path):
+                continue
+            try:
+                mode = path.stat().st_mode
+            except (OSError, ValueError) as exc:
+                if path.is_symlink():
+                    reason = (
+                        "which does not exist"
+                        if isinstance(exc, FileNotFoundError)
+                        else f"({getattr(exc, 'strerror', None) or exc})"
+                    )
+                    problems.append(f"{shown(path)}: is a symlink to {os.readlink(path)} {reason}")
+                else:
+                    problems.append(os_problem(shown(path), exc))
+                continue
+            if path.is_symlink() and not inside(path, directory):
+                problems.append(
+                    f"{shown(path)}: is a symlink to {path.resolve()}, outside the {channel} channel; copy "
+                    "the file into the channel"
+                )
+            elif stat.S_ISDIR(mode):
+                continue  # a symlink to a directory of the channel: its files are listed there
+            elif not stat.S_ISREG(mode):
+                problems.append(f"{shown(path)}: is {file_kind(mode)}; File-mode input must be regular files")
+            else:
+                found.append(path)
+    found.sort(key=lambda p: p.relative_to(directory).as_posix())
+    return found, problems
 
 
 def inside(path: Path, root: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,24 @@ class MLPaths:
         return self.root / "output"
 
     @property
+    def output_data_dir(self) -> Path:
+        """SageMaker packs it into output.tar.gz beside the model; a local run leaves it here."""
+        return self.output_dir / "data"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.output_data_dir / "metrics.jsonl"
+
+    @property
+    def curves_file(self) -> Path:
+        return self.output_data_dir / "training-curves.png"
+
+    @property
+    def default_tensorboard_dir(self) -> Path:
+        """TensorBoardOutputConfig's default LocalPath: SageMaker uploads it while the job runs."""
+        return self.output_dir / "tensorboard"
+
+    @property
     def failure_file(self) -> Path:
         return self.output_dir / "failure"
 
@@ -68,3 +87,18 @@ class MLPaths:
         if self.root != DEFAULT_ROOT and path.is_relative_to(DEFAULT_ROOT):
             return self.root / path.relative_to(DEFAULT_ROOT)
         return path
+
+
+@dataclass(frozen=True)
+class TensorBoardSettings:
+    """Where the TensorBoard event files go: $SAGEMAKER_CV_TENSORBOARD_DIR (a job whose
+    TensorBoardOutputConfig sets another LocalPath says so there), else the default LocalPath."""
+
+    directory: Path
+
+    @classmethod
+    def from_env(cls, paths: MLPaths, environ: Mapping[str, str] | None = None) -> TensorBoardSettings:
+        from sagemaker_cv.contract.environment import JobSettings
+
+        value = JobSettings.from_env(environ).tensorboard_dir
+        return cls(paths.default_tensorboard_dir if value is None else paths.under_root(value))

@@ -128,15 +128,6 @@ def choose_binding(interface: str | None, interface_address: str | None, own_add
     )
 
 
-def data_shard(distribution: str, num_workers: int, rank: int) -> tuple[int, int]:
-    """(num_parts, part_index) for reading one channel: FullyReplicated data (the same files on
-    every host) is split by rank so each sample is seen once per epoch across the cluster;
-    ShardedByS3Key data is already a different part on each host and is read whole."""
-    if distribution == "ShardedByS3Key":
-        return 1, 0
-    return num_workers, rank
-
-
 # ---- settings ------------------------------------------------------------------------------------
 
 

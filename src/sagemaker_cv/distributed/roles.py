@@ -1,6 +1,6 @@
 """The processes one host runs for a multi-host job, as children of its launcher: the scheduler
 (hosts[0] only) and a server, which live inside `import mxnet`, and the worker
-(`python -m sagemaker_cv.distributed.worker`), which trains and reports through a pipe.
+(`sagemaker-cv _worker`, see distributed.worker), which trains and reports through a pipe.
 
 Children ask the kernel to SIGKILL them when the launcher dies (PR_SET_PDEATHSIG), so even a
 SIGKILLed launcher leaves no orphan.
@@ -39,10 +39,14 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+#: the CLI's hidden command that runs a worker (the entry point resolves the algorithm's name)
+WORKER_COMMAND = "_worker"
+
+
 def command(role: str, ml_root: Path, algorithm: str) -> list[str]:
     if role == "worker":
         return [
-            sys.executable, "-m", "sagemaker_cv.distributed.worker",
+            sys.executable, "-m", "sagemaker_cv", WORKER_COMMAND,
             "--ml-root", str(ml_root), "--algorithm", algorithm,
         ]  # fmt: skip
     return [sys.executable, "-c", PS_ROLE_CODE]

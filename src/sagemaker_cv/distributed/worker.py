@@ -31,18 +31,17 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import TrainingInterrupted
-from sagemaker_cv.distributed import protocol
+from sagemaker_cv.distributed import faults, protocol
 from sagemaker_cv.distributed.protocol import Fault
 from sagemaker_cv.distributed.roles import die_with_parent
 from sagemaker_cv.training.engine import Hook, State, StopOnSignal
 
-DUMP_PARAMS_ENV = "SAGEMAKER_CV_DUMP_PARAMS"
-EXIT_AT_STEP_ENV = "SAGEMAKER_CV_TEST_EXIT_AT_STEP"
-EXIT_WHEN_TRAINED_ENV = "SAGEMAKER_CV_TEST_EXIT_WHEN_TRAINED"
 log = logs.get("worker")
 
 
@@ -95,7 +94,7 @@ class EpochSync(Hook):
         mx.nd.waitall()
         self.pipe.send(protocol.SYNCED, epoch=state.epoch, step=state.step)
         if self.exit_when_trained and state.epoch == state.epochs - 1:
-            _exit_now(f"Exiting as soon as training ended ({EXIT_WHEN_TRAINED_ENV})")
+            faults.exit_now(f"Exiting as soon as training ended ({faults.EXIT_WHEN_TRAINED_ENV})")
 
 
 class StopReport(Hook):
@@ -109,22 +108,6 @@ class StopReport(Hook):
     def after_train(self, task, state: State) -> None:
         if state.interrupted:
             self.pipe.send(protocol.STOPPED, step=state.step)
-
-
-class ExitAtStep(Hook):
-    def __init__(self, step: int):
-        self.step = step
-
-    def after_step(self, task, state: State, samples: int) -> None:
-        if state.step == self.step:
-            _exit_now(f"Exiting after step {state.step} ({EXIT_AT_STEP_ENV})")
-
-
-def _exit_now(why: str) -> None:
-    """Testing only: end the process at once, as if it crashed, but with code 0."""
-    log.info(why)
-    sys.stdout.flush()
-    os._exit(0)
 
 
 class PipeDecisions:
@@ -148,27 +131,11 @@ class PipeDecisions:
         return bool(decision["stop"])
 
 
-class DumpParameters(Hook):
-    def __init__(self, path: Path):
-        self.path = path
-
-    def after_train(self, task, state: State) -> None:
-        import numpy as np
-
-        from sagemaker_cv.training.export import structural_params
-
-        arrays = {}
-        for name, param in structural_params(task.net).items():
-            group = "aux" if param.grad_req == "null" else "trainable"
-            arrays[f"{group}/{name}"] = param.data(param.list_ctx()[0]).asnumpy()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "wb") as f:
-            np.savez(f, **arrays)
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], resolve: Callable[[str], Any]) -> int:
+    """The worker process (`sagemaker-cv _worker ...`, started by the launcher); `resolve` turns
+    the algorithm's name into its record (the CLI's registry lookup)."""
     die_with_parent()
-    parser = argparse.ArgumentParser(prog="python -m sagemaker_cv.distributed.worker")
+    parser = argparse.ArgumentParser(prog="sagemaker-cv _worker")
     parser.add_argument("--ml-root", type=Path, required=True)
     parser.add_argument("--algorithm", required=True)
     args = parser.parse_args(argv)
@@ -179,20 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     # that the launcher would count as a failure; train_job then handles its own.
     with StopOnSignal():
         try:
-            from sagemaker_cv.contract.job import load_job
             from sagemaker_cv.contract.paths import MLPaths
             from sagemaker_cv.training import runner
             from sagemaker_cv.training.devices import probe_gpus
             from sagemaker_cv.training.hooks import HostThroughput
+            from sagemaker_cv.training.job import load_job
 
-            job = load_job(MLPaths(args.ml_root), args.algorithm, num_gpus=probe_gpus())
+            job = load_job(MLPaths(args.ml_root), resolve(args.algorithm), num_gpus=probe_gpus())
             resource = job.resource
             hooks: list[Hook] = [HostThroughput(resource.current_host, resource.rank, resource.num_hosts)]
-            if os.environ.get(DUMP_PARAMS_ENV):
-                hooks.append(DumpParameters(Path(os.environ[DUMP_PARAMS_ENV])))
+            hooks += faults.hooks_from_env(os.environ)
             hooks.append(Progress(pipe))
-            if os.environ.get(EXIT_AT_STEP_ENV):
-                hooks.append(ExitAtStep(int(os.environ[EXIT_AT_STEP_ENV])))
             decisions = None
             if job.hyperparameters.get("early_stopping"):
                 decision_fd = None if resource.is_primary else int(os.environ[protocol.DECISION_FD_ENV])
@@ -203,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 decisions=decisions,
                 leading_hooks=[
                     StopReport(pipe),
-                    EpochSync(pipe, exit_when_trained=bool(os.environ.get(EXIT_WHEN_TRAINED_ENV))),
+                    EpochSync(pipe, exit_when_trained=bool(os.environ.get(faults.EXIT_WHEN_TRAINED_ENV))),
                 ],
             )
         except TrainingInterrupted as stopped:
@@ -218,7 +182,3 @@ def main(argv: list[str] | None = None) -> int:
             # that are still training, which would hang this process forever.
             os._exit(getattr(exc, "exit_code", 1))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

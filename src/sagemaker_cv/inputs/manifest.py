@@ -67,8 +67,26 @@ def where(source: str, sample: int, layout: ManifestLayout, position: int) -> st
     return f"{source} sample {sample} attribute {layout.describe(position)}"
 
 
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (PNG_SIGNATURE, "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+)
+
+
 def _show(raw: bytes) -> str:
-    text = raw[:_SHOWN].decode("utf-8", errors="replace")
+    """A value for a message: text quoted (shortened), binary data described, never its bytes."""
+    head = raw[:_SHOWN]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # text cut inside a character is still text
+        text = head[: exc.start].decode("utf-8") if exc.start > len(head) - 4 else None
+    if text is None or any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+        kind = next((name for magic, name in _SIGNATURES if raw.startswith(magic)), "binary data")
+        return f"{kind} ({len(raw)} bytes, starting {raw[:8].hex(' ')})"
     return repr(text + ("..." if len(raw) > _SHOWN else ""))
 
 

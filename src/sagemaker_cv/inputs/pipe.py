@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.environment import JobSettings
 from sagemaker_cv.contract.errors import AlgorithmError, ClientError
 from sagemaker_cv.inputs.recordio import iter_payloads
 
@@ -45,15 +46,7 @@ class PipeSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PipeSettings:
-        value = (os.environ if environ is None else environ).get(PIPE_TIMEOUT_ENV)
-        if value is None:
-            return cls()
-        try:
-            timeout = float(value)
-        except ValueError:
-            timeout = -1.0
-        if not timeout > 0 or not math.isfinite(timeout):
-            raise ClientError(f"{PIPE_TIMEOUT_ENV}={value!r}: expected a positive number of seconds")
+        timeout = JobSettings.from_env(environ).pipe_timeout
         return cls(timeout=timeout, log_every=min(30.0, timeout / 3))
 
 

@@ -16,10 +16,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sagemaker_cv.contract import logs
-from sagemaker_cv.contract.config import Channel
+from sagemaker_cv.contract.config import Channel, data_shard
 from sagemaker_cv.contract.content_types import RECORDIO
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.distributed.plan import data_shard
 from sagemaker_cv.inputs import manifest
 from sagemaker_cv.inputs.pipe import PipeChannel, PipeEpoch, PipeSample, PipeSettings, batches_per_epoch
 from sagemaker_cv.inputs.recordio import frame as encode

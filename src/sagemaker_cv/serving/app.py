@@ -109,7 +109,10 @@ class Application:
             reason = self.slot.failure or f"still loading after {self.settings.timeout} s"
             return error(503, f"the model is not loaded: {reason}")
         if self._handler is None:
-            self._handler = Handler(predictor, self.settings.max_response_bytes, self.settings.default_accept)
+            settings = self.settings
+            self._handler = Handler(
+                predictor, settings.max_response_bytes, settings.default_accept, settings.batch
+            )
         started = time.perf_counter()
         response = self._handler(body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"))
         if response.status != 200:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError, plain
-from sagemaker_cv.serving.negotiation import choose, media_type
+from sagemaker_cv.serving.negotiation import batch_default, choose, media_type
 
 JSON_TYPE = "application/json"
 log = logs.get("serving")
@@ -35,7 +35,10 @@ class Handler:
 
     predictor: object
     max_response_bytes: int | None = None  # None: no cap (batch transform)
+    #: the response type of a request without a preference (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT)
     default_accept: str | None = None
+    #: batch transform: without default_accept, JSON answers default to JSON Lines
+    batch: bool = False
 
     def __call__(self, body: bytes, content_type: str | None, accept: str | None) -> Response:
         predictor = self.predictor
@@ -43,7 +46,7 @@ class Handler:
         if kind not in predictor.content_types:
             given = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
             return error(415, f"{given}: expected one of {', '.join(predictor.content_types)}")
-        chosen = choose(accept, predictor.accepts, self.default_accept)
+        chosen = self.chosen(accept)
         if chosen is None:
             return error(406, f"Accept {accept!r}: this model answers {', '.join(predictor.accepts)}")
         try:
@@ -65,3 +68,10 @@ class Handler:
                 + ", or use batch transform",
             )
         return Response(200, out, chosen)
+
+    def chosen(self, accept: str | None) -> str | None:
+        """The response type this handler answers a request with `accept` in; None: 406."""
+        default = self.default_accept
+        if not default and self.batch:
+            default = batch_default(self.predictor.accepts)
+        return choose(accept, self.predictor.accepts, default)

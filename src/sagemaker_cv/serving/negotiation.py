@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sagemaker_cv.contract.content_types import JSON, JSONLINES
+
 
 @dataclass(frozen=True)
 class MediaRange:
@@ -80,3 +82,10 @@ def choose(accept: str | None, offers: tuple[str, ...], default: str | None = No
         if best is None or preference > best:
             best, chosen = preference, offer
     return chosen
+
+
+def batch_default(offers: tuple[str, ...]) -> str | None:
+    """Batch transform's response type for a request that names none: JSON Lines where JSON is the
+    default and JSON Lines an offer (image classification: `{"prediction": [...]}` and a newline,
+    one line per image, as the built-in writes its transform output); None keeps the default."""
+    return JSONLINES if offers and offers[0] == JSON and JSONLINES in offers else None

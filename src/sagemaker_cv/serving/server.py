@@ -22,6 +22,7 @@ from sagemaker_cv.serving.settings import (
     ServerSettings,
     available_cores,
     gpu_for_worker,
+    pinned_environment,
     thread_environment,
     visible_gpus,
 )
@@ -151,14 +152,13 @@ def worker_app(model, settings: ServerSettings):
         started = time.perf_counter()
         import mxnet as mx
 
-        gpu = _WORKER_GPU.get("index")
-        ctx = mx.gpu(gpu) if gpu is not None else mx.cpu()
+        ctx = worker_context(mx)
         predictor = model.algorithm.load_predictor(model, ctx)
         log.info(
             "Worker %d loaded %s on %s in %.1f s",
             os.getpid(),
             predictor.description,
-            ctx,
+            f"{ctx} (CUDA device {_WORKER_GPU['device']})" if _WORKER_GPU else ctx,
             time.perf_counter() - started,
         )
         return predictor
@@ -176,18 +176,30 @@ def worker_app(model, settings: ServerSettings):
     return Application(ModelSlot(load, failed), settings)
 
 
-#: the GPU this worker process took (set in the worker right after the fork)
+#: the GPU this worker process took: {"device": its CUDA_VISIBLE_DEVICES name}; empty on CPUs
+#: (set in the worker right after the fork, before MXNet is imported)
 _WORKER_GPU: dict = {}
 
 
+def worker_context(mx):
+    """This worker's MXNet context: its own GPU, which it alone sees as gpu(0), or the CPU."""
+    return mx.gpu(0) if _WORKER_GPU else mx.cpu()
+
+
 def _pre_fork(server, worker) -> None:
+    # In the master: which visible device the new worker takes (a replaced worker, its
+    # predecessor's). The master has no CUDA: it only counts.
     gpus = visible_gpus(os.environ)
     taken = {w.gpu for w in server.WORKERS.values() if getattr(w, "gpu", None) is not None}
     worker.gpu = gpu_for_worker(taken, gpus)
 
 
 def _post_worker_init(worker) -> None:
-    _WORKER_GPU["index"] = getattr(worker, "gpu", None)
+    gpu = getattr(worker, "gpu", None)
+    if gpu is not None:
+        # Before the loading thread imports MXNet: CUDA reads the variable once, when it starts.
+        os.environ.update(pinned_environment(gpu, os.environ))
+        _WORKER_GPU["device"] = os.environ["CUDA_VISIBLE_DEVICES"]
     logs.setup()
     worker.wsgi.slot.start()
 

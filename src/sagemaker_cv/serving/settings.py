@@ -4,9 +4,9 @@
 | --- | --- | --- |
 | SAGEMAKER_BIND_TO_PORT | 8080 | the port (inference pipelines set it); `--port` overrides |
 | SAGEMAKER_MODEL_SERVER_WORKERS | one per GPU; on CPUs one per core | worker processes |
-| SAGEMAKER_MODEL_SERVER_TIMEOUT | 60 | seconds a worker may stay silent before it is replaced |
+| SAGEMAKER_MODEL_SERVER_TIMEOUT | 60; 600 in batch | seconds a worker may stay silent before it is replaced |
 | SAGEMAKER_MAX_PAYLOAD_IN_MB | 6 | request bodies above this many MiB get 413 |
-| SAGEMAKER_BATCH | false | true in batch transform: responses are not capped at 6 MiB |
+| SAGEMAKER_BATCH | false | true in batch transform: responses are not capped at 6 MiB, JSON Lines by default |
 | SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT | the algorithm's | the response type when a request names none |
 | SAGEMAKER_MAX_CONCURRENT_TRANSFORMS, SAGEMAKER_BATCH_STRATEGY | unset | what /execution-parameters answers |
 
@@ -28,6 +28,8 @@ MiB = 1 << 20
 REAL_TIME_LIMIT = 6 * MiB
 #: batch transform's largest MaxPayloadInMB
 BATCH_LIMIT_MB = 100
+#: batch transform's invocation timeout (ModelClientConfig.InvocationsTimeoutInSeconds' default)
+BATCH_TIMEOUT = 600
 #: SageMaker sends SIGKILL 30 s after SIGTERM; in-flight requests get this long to finish
 DRAIN_SECONDS = 20
 #: request threads per worker: one runs the network, the others read, decode and encode the
@@ -49,6 +51,8 @@ class ServerSettings:
     workers: int = 1
     threads: int = THREADS
     timeout: int = 60
+    #: batch transform (SAGEMAKER_BATCH=true)
+    batch: bool = False
     max_request_bytes: int = REAL_TIME_LIMIT
     #: None: no cap (batch transform); else responses above it are refused
     max_response_bytes: int | None = REAL_TIME_LIMIT
@@ -83,12 +87,15 @@ class ServerSettings:
         workers = integer("SAGEMAKER_MODEL_SERVER_WORKERS", None, 1, 256)
         if workers is None:
             workers = gpus if gpus else cpu_workers(cores)
-        timeout = integer("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60, 1, 3600)
-        payload_mb = integer("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6, 1, BATCH_LIMIT_MB)
-        concurrent = integer("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", None, 1, 1000)
+        # SDK v2's local mode writes "True"; SageMaker itself "true".
         batch_text = environ.get("SAGEMAKER_BATCH", "false").strip().lower()
         if batch_text not in ("true", "false", ""):
             problems.append(f"SAGEMAKER_BATCH={environ['SAGEMAKER_BATCH']!r}: expected true or false")
+        batch = batch_text == "true"
+        # A transform job waits 600 s for an invocation; a worker must not be replaced sooner.
+        timeout = integer("SAGEMAKER_MODEL_SERVER_TIMEOUT", BATCH_TIMEOUT if batch else 60, 1, 3600)
+        payload_mb = integer("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6, 1, BATCH_LIMIT_MB)
+        concurrent = integer("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", None, 1, 1000)
         strategy = environ.get("SAGEMAKER_BATCH_STRATEGY") or None
         if strategy is not None and strategy not in ("SINGLE_RECORD", "MULTI_RECORD"):
             problems.append(f"SAGEMAKER_BATCH_STRATEGY={strategy!r}: expected SINGLE_RECORD or MULTI_RECORD")
@@ -99,8 +106,9 @@ class ServerSettings:
             port=port,
             workers=workers,
             timeout=timeout,
+            batch=batch,
             max_request_bytes=payload_mb * MiB,
-            max_response_bytes=None if batch_text == "true" else REAL_TIME_LIMIT,
+            max_response_bytes=None if batch else REAL_TIME_LIMIT,
             default_accept=(environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "").strip() or None,
             gpus=gpus,
             cores=cores,
@@ -139,17 +147,31 @@ def thread_environment(settings: ServerSettings, environ: Mapping[str, str] | No
     return {k: v for k, v in wanted.items() if k not in environ}
 
 
+def _named_devices(visible: str) -> list[str]:
+    """The devices a CUDA_VISIBLE_DEVICES value names (indices or GPU-... UUIDs), in its order."""
+    return [v.strip() for v in visible.split(",") if v.strip() and v.strip() not in ("-1", "NoDevFiles")]
+
+
 def visible_gpus(environ: Mapping[str, str], driver: Path = Path("/proc/driver/nvidia/gpus")) -> int:
     """GPUs on this host without importing MXNet (the server's master must not load it): those
     CUDA_VISIBLE_DEVICES names, else the devices the NVIDIA driver lists."""
     visible = environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        names = [v for v in visible.split(",") if v.strip() and v.strip() not in ("-1", "NoDevFiles")]
-        return len(names)
+        return len(_named_devices(visible))
     try:
         return sum(1 for _ in driver.iterdir())
     except OSError:
         return 0
+
+
+def pinned_environment(gpu: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """What the worker that took visible device `gpu` sets before it loads CUDA: a
+    CUDA_VISIBLE_DEVICES that names that device alone (the host's own name for it: with "2,3", the
+    second worker gets "3"). Its CUDA runtime then sees one device, as `gpu(0)`, and can create no
+    context, cuDNN handle or memory pool on another worker's device."""
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    names = _named_devices(visible) if visible is not None else []
+    return {"CUDA_VISIBLE_DEVICES": names[gpu] if gpu < len(names) else str(gpu)}
 
 
 def available_cores() -> int:

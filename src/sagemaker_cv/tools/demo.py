@@ -182,6 +182,10 @@ def write_job_config(root: Path, hyperparameters: dict, channels: dict) -> None:
         (root / sub).mkdir(parents=True, exist_ok=True)
 
 
+#: what guessing scores on the example data (`make demo` prints it beside the best score)
+CHANCE = "3 classes: chance is 0.33"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

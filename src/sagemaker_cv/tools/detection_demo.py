@@ -2,10 +2,13 @@
 triangles (class 0, 1, 2) in random colours, sizes and places on a noisy background, one to
 `max_objects` per picture. Shape says the class, so a detector must learn shapes and where they are.
 
-    python -m sagemaker_cv.tools.detection_demo --root demo/ml [--content recordio|images]
+    python -m sagemaker_cv.tools.detection_demo --root demo/ml [--content recordio|images|coco|voc]
 
 `recordio` packs a detection .lst with MXNet's `im2rec --pack-label`, as the built-in's examples do;
-`images` writes JPEGs with one JSON annotation each, with image/jpeg on all four channels.
+`images` writes JPEGs with one JSON annotation each, with image/jpeg on all four channels; `coco`
+the same JPEGs with one COCO instances file per annotation channel (category ids 1, 3, 7: not
+contiguous, as COCO's own); `voc` one Pascal VOC XML per image and a classes.txt. The three
+annotated forms describe the same boxes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import cv2
 import numpy as np
@@ -20,6 +24,9 @@ import numpy as np
 from sagemaker_cv.tools.demo import im2rec, write_job_config
 
 SHAPES = ("disc", "square", "triangle")
+CONTENTS = ("recordio", "images", "coco", "voc")
+COCO_IDS = (1, 3, 7)  # the category id of each class in `coco` trees
+ANNOTATION_TYPES = {"images": "image/jpeg", "coco": "application/json", "voc": "application/xml"}
 
 
 def _colour(rng: np.random.Generator, background: float) -> tuple[int, int, int]:
@@ -95,6 +102,55 @@ def annotation(name: str, size: tuple[int, int], objects: list[tuple]) -> dict:
     }
 
 
+def coco_file(written: list[tuple], num_classes: int) -> dict:
+    """A COCO instances document of the images `written` ((file name, size, objects) each)."""
+    images, annotations = [], []
+    for image_id, (name, (width, height), objects) in enumerate(written, start=1):
+        images.append({"id": image_id, "file_name": name, "width": width, "height": height})
+        for c, left, top, w, h in objects:
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": COCO_IDS[c],
+                    "bbox": [left, top, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
+    categories = [{"id": COCO_IDS[c], "name": SHAPES[c]} for c in range(num_classes)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def voc_xml(name: str, size: tuple[int, int], objects: list[tuple]) -> str:
+    """A Pascal VOC annotation: corners 1-based and inclusive."""
+    parts = [
+        f"<annotation><filename>{escape(name)}</filename>",
+        f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>",
+    ]
+    for c, left, top, w, h in objects:
+        parts.append(
+            f"<object><name>{SHAPES[c]}</name><difficult>0</difficult><bndbox><xmin>{left + 1}</xmin>"
+            f"<ymin>{top + 1}</ymin><xmax>{left + w}</xmax><ymax>{top + h}</ymax></bndbox></object>"
+        )
+    return "".join(parts) + "</annotation>\n"
+
+
+def write_annotations(notes: Path, content: str, written: list[tuple], num_classes: int) -> None:
+    """The annotation channel of one split in the form `content` names."""
+    notes.mkdir(parents=True, exist_ok=True)
+    if content == "coco":
+        (notes / "instances.json").write_text(json.dumps(coco_file(written, num_classes)))
+        return
+    for name, size, objects in written:
+        if content == "voc":
+            (notes / f"{Path(name).stem}.xml").write_text(voc_xml(name, size, objects))
+        else:
+            (notes / f"{Path(name).stem}.json").write_text(json.dumps(annotation(name, size, objects)))
+    if content == "voc" and notes.name == "train_annotation":  # fixes the class order (here: sorted anyway)
+        (notes / "classes.txt").write_text("".join(f"{shape}\n" for shape in SHAPES[:num_classes]))
+
+
 def lst_line(index: int, name: str, size: tuple[int, int], objects: list[tuple]) -> str:
     """A detection .lst line: index, header width 2, object width 5, [class, corners as ratios]..., path."""
     width, height = size
@@ -116,8 +172,8 @@ def write_detection_tree(
     hyperparameters: dict | None = None,
 ) -> dict:
     """Write a complete /opt/ml tree for object detection; return its hyperparameters."""
-    if content not in ("recordio", "images"):
-        raise ValueError(f"content={content!r}: expected 'recordio' or 'images'")
+    if content not in CONTENTS:
+        raise ValueError(f"content={content!r}: expected one of {', '.join(CONTENTS)}")
     if not 1 <= num_classes <= len(SHAPES):
         raise ValueError(f"num_classes={num_classes}: expected 1..{len(SHAPES)}")
     root = Path(root)
@@ -126,12 +182,10 @@ def write_detection_tree(
     channels = {}
     for split, count in (("train", train_images), ("validation", val_images)):
         written = _write_split(data / split, count, num_classes, max_objects, rng)
-        if content == "images":
-            notes = data / f"{split}_annotation"
-            notes.mkdir(parents=True, exist_ok=True)
-            for name, size, objects in written:
-                (notes / f"{Path(name).stem}.json").write_text(json.dumps(annotation(name, size, objects)))
-            channels[split] = channels[f"{split}_annotation"] = {"ContentType": "image/jpeg"}
+        if content != "recordio":
+            write_annotations(data / f"{split}_annotation", content, written, num_classes)
+            channels[split] = {"ContentType": "image/jpeg"}
+            channels[f"{split}_annotation"] = {"ContentType": ANNOTATION_TYPES[content]}
             continue
         lst = root / "work" / f"{split}.lst"
         lst.parent.mkdir(parents=True, exist_ok=True)
@@ -174,12 +228,21 @@ DEMO = {"mini_batch_size": "2", "epochs": "14"}
 DEMO_DATA = {"num_classes": 1, "max_objects": 1}
 
 
+#: what guessing scores on the example data (`make demo` prints it beside the best score)
+CHANCE = "100 random boxes per image score about 0.02"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--root", type=Path, required=True, help="where to write the /opt/ml tree")
-    parser.add_argument("--content", choices=("recordio", "images"), default="recordio")
+    parser.add_argument(
+        "--content",
+        choices=CONTENTS,
+        default="recordio",
+        help="recordio (im2rec), images (one JSON per image), coco (one instances file) or voc (XML per image)",
+    )
     parser.add_argument("--train-images", type=int, default=64)
     parser.add_argument("--val-images", type=int, default=16)
     args = parser.parse_args(argv)

@@ -1,6 +1,7 @@
-"""Keeps the documentation's hyperparameter tables generated from the schema.
+"""Keeps the documentation's generated tables current: the hyperparameters from the schema
+(docs/hyperparameters.md), the environment variables from contract.environment (docs/usage.md).
 
-python -m sagemaker_cv.tools.docs [docs/hyperparameters.md]      # rewrite the tables in place
+python -m sagemaker_cv.tools.docs                  # rewrite both pages' tables in place
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from sagemaker_cv import algorithms
+from sagemaker_cv.contract import environment
 
 
 def render_tables(text: str) -> str:
@@ -27,10 +29,24 @@ def render_tables(text: str) -> str:
     return text
 
 
+def render_environment(text: str) -> str:
+    """Replace the block between `<!-- environment:begin -->` and its end marker."""
+    begin, end = "<!-- environment:begin -->", "<!-- environment:end -->"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"the page has no {begin} ... {end} block")
+    return pattern.sub(lambda _: f"{begin}\n{environment.markdown_table()}{end}", text)
+
+
+PAGES = {"docs/hyperparameters.md": render_tables, "docs/usage.md": render_environment}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0] if args else "docs/hyperparameters.md")
-    path.write_text(render_tables(path.read_text()))
+    root = Path(args[0] if args else ".")
+    for page, render in PAGES.items():
+        path = root / page
+        path.write_text(render(path.read_text()))
     return 0
 
 

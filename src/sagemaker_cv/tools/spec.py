@@ -2,12 +2,15 @@
 
 Registered, the image behaves like a built-in in the console and in tuning jobs: SageMaker checks
 hyperparameters and channels against the TrainingSpecification and parses the metrics with its
-MetricDefinitions, so callers need not pass them. Everything is generated from the schema and the
-metric definitions, so the specification cannot drift from what the container accepts.
+MetricDefinitions, so callers need not pass them; its InferenceSpecification lets the models it
+trains be deployed and batch transformed (`AlgorithmEstimator.deploy()`, `.transformer()`) with the
+same image. Everything is generated from the schema, the metric definitions and the predictors,
+so the specification cannot drift from what the container accepts.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 import sys
@@ -38,6 +41,17 @@ CPU_INSTANCE_TYPES = (
     "ml.c5.xlarge", "ml.c5.2xlarge", "ml.c5.4xlarge", "ml.c5.9xlarge", "ml.c5.18xlarge",
 )  # fmt: skip
 INSTANCE_TYPES = {"gpu": GPU_INSTANCE_TYPES, "cpu": CPU_INSTANCE_TYPES}
+# Hosting and batch transform offer fewer of them: no ml.p3dn.24xlarge for either, no
+# ml.p4d.24xlarge for batch transform (the API's ProductionVariantInstanceType and
+# TransformInstanceType enums).
+REALTIME_INSTANCE_TYPES = {
+    "gpu": tuple(t for t in GPU_INSTANCE_TYPES if t != "ml.p3dn.24xlarge"),
+    "cpu": CPU_INSTANCE_TYPES,
+}
+TRANSFORM_INSTANCE_TYPES = {
+    "gpu": tuple(t for t in REALTIME_INSTANCE_TYPES["gpu"] if t != "ml.p4d.24xlarge"),
+    "cpu": CPU_INSTANCE_TYPES,
+}
 
 # SageMaker's range specifications have no open bounds and no "unbounded": like AWS's own
 # algorithm toolkit, a missing bound becomes the extreme 32-bit integer or float.
@@ -93,7 +107,39 @@ def algorithm_spec(
                 for channel in record.channels
             ],
         },
+        **({"InferenceSpecification": inference_spec(record, image, flavor)} if record.predictor else {}),
     }
+
+
+def inference_spec(record: Algorithm, image: str, flavor: str) -> dict[str, Any]:
+    """The InferenceSpecification: the same image serves (`serve`), with the request and response
+    types its predictor declares."""
+    predictor = predictor_class(record)
+    return {
+        "Containers": [{"Image": image}],
+        "SupportedTransformInstanceTypes": list(TRANSFORM_INSTANCE_TYPES[flavor]),
+        "SupportedRealtimeInferenceInstanceTypes": list(REALTIME_INSTANCE_TYPES[flavor]),
+        "SupportedContentTypes": list(predictor.content_types),
+        "SupportedResponseMIMETypes": list(predictor.accepts),
+    }
+
+
+def predictor_class(record: Algorithm) -> type:
+    """The ImagePredictor subclass of the algorithm's predict module (the module `predictor`
+    names defines exactly one; importing it loads no framework)."""
+    from sagemaker_cv.algorithms.inference import ImagePredictor
+
+    module = importlib.import_module(record.predictor.partition(":")[0])
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, ImagePredictor)
+        and value.__module__ == module.__name__
+    ]
+    if len(found) != 1:
+        raise ValueError(f"{module.__name__}: expected one ImagePredictor subclass, found {len(found)}")
+    return found[0]
 
 
 def _hyperparameter(p: Param) -> dict[str, Any]:

@@ -37,12 +37,12 @@ from typing import Any
 
 from sagemaker_cv.contract import config, logs
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.contract.job import Job
 from sagemaker_cv.training.engine import Hook, State
+from sagemaker_cv.training.job import Job
 
 log = logs.get("checkpoint")
 
-FORMAT = 1
+FORMAT = 2  # 2: hooks keyed by their state_key
 KEEP = 2
 PREFIX = "checkpoint-"
 MANIFEST, STATE, MODEL = "MANIFEST.json", "state.json", "model"
@@ -229,14 +229,13 @@ class CheckpointWriter(Hook):
         previous = self.store.names()
         record = {
             "format": FORMAT,
-            "algorithm": self.job.algorithm,
+            "algorithm": self.job.algorithm.name,
             "seed": self.job.seed,
             "hyperparameters": _jsonable(self.job.hyperparameters),
             "engine": state.state_dict(),
             "finished": state.stop_reason,
-            "hooks": [{"hook": type(h).__name__, "state": h.state_dict()} for h in self.hooks],
+            "hooks": {h.state_key: h.state_dict() for h in self.hooks if h.state_key},
             "task": task.state_dict(),
-            "model_dir": str(self.job.paths.model_dir),
         }
 
         def fill(directory: Path) -> None:
@@ -264,10 +263,10 @@ def store_for(job: Job) -> CheckpointStore | None:
 def restore(checkpoint: Checkpoint, task, hooks: Sequence[Hook], job: Job, must_match: Sequence[str]) -> dict:
     """Load a checkpoint into a set-up task and its hooks; return the engine state to resume."""
     saved = checkpoint.state
-    if saved.get("algorithm") != job.algorithm:
+    if saved.get("algorithm") != job.algorithm.name:
         raise ClientError(
             f"checkpoint {checkpoint.path}: written by algorithm {saved.get('algorithm')!r}, this job is "
-            f"{job.algorithm!r}; use another CheckpointConfig S3Uri"
+            f"{job.algorithm.name!r}; use another CheckpointConfig S3Uri"
         )
     current = _jsonable(job.hyperparameters)
     changed = changed_hyperparameters(saved["hyperparameters"], current)
@@ -296,23 +295,9 @@ def restore(checkpoint: Checkpoint, task, hooks: Sequence[Hook], job: Job, must_
         )
     task.load_state(checkpoint.path, engine["step"], optimizer=keep_optimizer)
     task.load_state_dict(saved["task"])
-    by_kind: dict[str, list[dict]] = {}
-    for entry in saved["hooks"]:
-        by_kind.setdefault(entry["hook"], []).append(entry["state"])
-    old_model_dir = Path(saved["model_dir"])
     for hook in hooks:
-        states = by_kind.get(type(hook).__name__)
-        if not states:
-            continue
-        state = states.pop(0)
-        if "best_files" in state:  # the Checkpointer's files, now in this container's model dir
-            state = {
-                **state,
-                "best_files": [
-                    str(job.paths.model_dir / Path(p).relative_to(old_model_dir)) for p in state["best_files"]
-                ],
-            }
-        hook.load_state_dict(state)
+        if hook.state_key in saved["hooks"]:
+            hook.load_state_dict(saved["hooks"][hook.state_key])
     # Only the primary writes the model directory (SDK local mode mounts one for every host).
     files = restore_model_dir(checkpoint.path / MODEL, job.paths.model_dir) if job.resource.is_primary else []
     log.info(

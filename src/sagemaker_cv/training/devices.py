@@ -7,10 +7,7 @@ paths of multi-GPU training are exercised on machines without GPUs.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
-
-CPU_DEVICES_ENV = "SAGEMAKER_CV_CPU_DEVICES"
 
 
 @dataclass(frozen=True)
@@ -62,14 +59,9 @@ def fit_to_batch(plan: DevicePlan, batch_size: int | None) -> tuple[DevicePlan, 
 
 
 def cpu_devices_from_env(environ: dict | None = None) -> int:
-    from sagemaker_cv.contract import numbers
-    from sagemaker_cv.contract.errors import ClientError
+    from sagemaker_cv.contract.environment import JobSettings
 
-    value = (environ if environ is not None else os.environ).get(CPU_DEVICES_ENV, "1")
-    count = int(value) if numbers.is_integer(value.strip()) and "." not in value else 0
-    if not 1 <= count <= 1024:
-        raise ClientError(f"{CPU_DEVICES_ENV}={value!r}: expected a positive integer")
-    return count
+    return JobSettings.from_env(environ).cpu_devices
 
 
 def probe_gpus() -> int:

@@ -54,6 +54,10 @@ class State:
 
 
 class Hook:
+    #: the name under which a checkpoint keeps this hook's `state_dict()`; None: the hook
+    #: remembers nothing across a restart. Stable across versions (class names are not).
+    state_key: str | None = None
+
     def before_train(self, task: Task, state: State) -> None: ...
     def before_epoch(self, task: Task, state: State) -> None: ...
     def after_step(self, task: Task, state: State, samples: int) -> None: ...
@@ -61,7 +65,7 @@ class Hook:
     def after_train(self, task: Task, state: State) -> None: ...
 
     def state_dict(self) -> dict[str, Any]:
-        """What the hook must remember across a restart (most remember nothing)."""
+        """What the hook must remember across a restart (hooks with a `state_key`)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...

@@ -17,7 +17,6 @@ A Task extends it with what is its own: network, data, loss, metrics, evaluation
 
 from __future__ import annotations
 
-import os
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -27,31 +26,25 @@ import mxnet as mx
 from mxnet import autograd, gluon
 from mxnet.gluon import HybridBlock
 
-from sagemaker_cv import algorithms
 from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.config import data_shard
+from sagemaker_cv.contract.environment import JobSettings
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.contract.job import Job
-from sagemaker_cv.distributed.plan import data_shard
 from sagemaker_cv.training.devices import DevicePlan, contexts
 from sagemaker_cv.training.export import copy_params, init_trainer, materialize, structural_params
 from sagemaker_cv.training.incremental import PREPARED_KEY
+from sagemaker_cv.training.job import Job
 from sagemaker_cv.training.optim import optimizer_params, step_schedule, steps_per_epoch
 from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.tally import Tally
 from sagemaker_cv.training.task import Metrics, Prepared, Task
 
-LOG_INTERVAL_ENV = "SAGEMAKER_CV_LOG_INTERVAL"
 DEVICE_STATISTICS = "device_statistics.params"
 log = logs.get("training")
 
 
-def log_interval_from_env(environ: Mapping[str, str] = os.environ) -> int:
-    value = environ.get(LOG_INTERVAL_ENV, "20")
-    if not (value.strip().isascii() and value.strip().isdigit() and int(value) >= 1):
-        raise ClientError(
-            f"{LOG_INTERVAL_ENV}={value!r}: expected a positive integer (batches between two log lines)"
-        )
-    return int(value)
+def log_interval_from_env(environ: Mapping[str, str] | None = None) -> int:
+    return JobSettings.from_env(environ).log_interval
 
 
 def skipped_note(source: str, count: int, names: list[str]) -> str:
@@ -80,7 +73,7 @@ class GluonTask(Task):
     def __init__(self, job: Job, plan: DevicePlan, scratch: Path):
         self.job, self.plan, self.scratch = job, plan, scratch
         self.hp = job.hyperparameters
-        self.schema = algorithms.get(job.algorithm).schema
+        self.schema = job.algorithm.schema
         self.log_interval = log_interval_from_env()
         self.dtype = "float16" if self.hp.get("precision_dtype") == "float16" else "float32"
         self.tally = Tally()
@@ -153,6 +146,36 @@ class GluonTask(Task):
         return self.net.collect_params()
 
     # ---- shared ---------------------------------------------------------------------------------
+
+    def check_splits(
+        self, splits: Iterable[str], streams: Mapping[str, Any], prepare: Callable[[str], Any]
+    ) -> Prepared:
+        """The split loop of every algorithm's check_data: a split in `streams` (Pipe mode) is
+        logged and checked as it arrives; the others are prepared (`prepare(split)`: checked and
+        made readable, an object with `source`, `count`, `skipped` (the first names) and
+        `skipped_count`), and every split's problems
+        end in one ClientError. Then the training count is checked and skipped images noted."""
+        prepared, problems = {}, []
+        for split in splits:
+            if split in streams:
+                self.log_streamed(split)
+                continue
+            try:
+                prepared[split] = prepare(split)
+            except ClientError as exc:  # every split is checked: one error lists every problem
+                problems.extend(exc.problems)
+        if problems:
+            raise ClientError(problems)
+        if "train" in prepared:
+            self.check_training_count(prepared["train"].source, prepared["train"].count)
+        notes = tuple(self.skipped_note(p) for p in prepared.values() if p.skipped)
+        for note in notes:
+            log.warning(note)
+        return Prepared({split: p.count for split, p in prepared.items()}, notes, {**prepared, **streams})
+
+    def skipped_note(self, prepared) -> str:
+        """The warning about a split's undecodable images, repeated after every epoch."""
+        return skipped_note(prepared.source, prepared.skipped_count, prepared.skipped)
 
     def log_streamed(self, split: str) -> None:
         """Say that a split is read in Pipe mode: its FIFOs are not there to be checked before

@@ -9,14 +9,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.training.engine import Hook, State, deferred
-from sagemaker_cv.training.task import Task
+from sagemaker_cv.training.progress import LearningRecord, Outputs
+from sagemaker_cv.training.task import Metrics, Task
 
 log = logs.get("engine")
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one batch line reported (the learning record's per-interval events read it)."""
+
+    step: int
+    speed: float  # samples/s since the previous line
+    metrics: Metrics
 
 
 class Speedometer(Hook):
@@ -24,6 +35,7 @@ class Speedometer(Hook):
 
     def __init__(self, interval: int):
         self.interval = max(1, interval)
+        self.last: BatchReport | None = None
 
     def before_epoch(self, task: Task, state: State) -> None:
         self.batch = 0
@@ -40,6 +52,7 @@ class Speedometer(Hook):
             metrics = task.running_metrics()
             elapsed = max(time.perf_counter() - self.tic, 1e-9)
             task.log.batch(state.epoch, self.batch, self.samples / elapsed, metrics)
+            self.last = BatchReport(state.step, self.samples / elapsed, metrics)
             self.samples = 0
             self.tic = time.perf_counter()
 
@@ -73,16 +86,21 @@ def score_of(task: Task, state: State) -> float | None:
     return dict(state.last_validation)[task.score_name]
 
 
-class Checkpointer(Hook):
-    """Writes the model: the best epoch by validation score (replacing the previous best), or every
-    `frequency` epochs (all kept), or the last epoch without validation data; and always something
-    when training ends early. Only the primary host writes."""
+class ModelWriter(Hook):
+    """Writes the model files: the best epoch by validation score (replacing the previous best),
+    or every `frequency` epochs (all kept), or the last epoch without validation data; and always
+    something when training ends early. Only the primary host writes. (Checkpoints, which a
+    restarted job resumes from, are checkpoint.CheckpointWriter's.)"""
+
+    state_key = "model_writer"
 
     def __init__(self, enabled: bool, frequency: int | None = None, stop: threading.Event | None = None):
         self.enabled = enabled
         self.frequency = frequency
         self.stop = stop
-        self.best_files: list[Path] = []
+        #: the best epoch's files, by name (they live in the model directory, which a restarted
+        #: job may have elsewhere)
+        self.best_files: list[str] = []
 
     def before_train(self, task: Task, state: State) -> None:
         if self.enabled and not self.frequency:
@@ -118,10 +136,12 @@ class Checkpointer(Hook):
 
     def _replace_best(self, task: Task, state: State, number: int) -> None:
         files = self._write(task, state, number)
-        for old in self.best_files:
-            if old not in files and old.exists():
+        names = [p.name for p in files]
+        for name in self.best_files:
+            old = files[0].parent / name
+            if name not in names and old.exists():
                 old.unlink()
-        self.best_files = files
+        self.best_files = names
 
     def _write(self, task: Task, state: State, number: int) -> list[Path]:
         with deferred(self.stop):  # a stop never cuts a write short
@@ -131,10 +151,10 @@ class Checkpointer(Hook):
         return files
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_files": [str(p) for p in self.best_files]}
+        return {"best_files": list(self.best_files)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best_files = [Path(p) for p in state["best_files"]]
+        self.best_files = list(state["best_files"])
 
 
 class StopDecisions(Protocol):
@@ -151,6 +171,8 @@ class EarlyStopping(Hook):
     epochs, once `min_epochs` have run. On several hosts the primary decides and `decisions`
     carries its decision to the others, so that every worker stops at the same epoch (dist_sync
     would hang otherwise)."""
+
+    state_key = "early_stopping"
 
     def __init__(
         self,
@@ -251,15 +273,18 @@ def standard_hooks(
     decisions: StopDecisions | None = None,
     primary_host: str = "",
     stop: threading.Event | None = None,
+    outputs: Outputs | None = None,
 ) -> list[Hook]:
     """The hooks of every job, in order. Only the primary writes; with `decisions` (several hosts)
     the primary's early-stopping decision is shared with the others; `stop` (the signal's stop
-    request) is held off while the model is written."""
+    request) is held off while the model is written; `outputs` says where the learning record
+    (metrics file, curves, TensorBoard events) goes."""
+    speedometer = Speedometer(task.log_interval)
     hooks: list[Hook] = [
         EpochTimer(),
-        Speedometer(task.log_interval),
+        speedometer,
         Evaluator(),
-        Checkpointer(enabled=primary, frequency=hp.get("checkpoint_frequency"), stop=stop),
+        ModelWriter(enabled=primary, frequency=hp.get("checkpoint_frequency"), stop=stop),
     ]
     if hp.get("early_stopping"):
         hooks.append(
@@ -273,4 +298,6 @@ def standard_hooks(
             )
         )
     hooks += [Eta(), EpochEnd()]
+    if primary and outputs is not None:  # last: the epoch's every metric line is logged by then
+        hooks.append(LearningRecord(outputs, speedometer, stop))
     return hooks

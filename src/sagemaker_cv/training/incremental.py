@@ -12,17 +12,15 @@ Framework-free except `graph_signature`'s callers: `validate` checks the channel
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sagemaker_cv import algorithms
 from sagemaker_cv.contract import logs, model_archive
 from sagemaker_cv.contract.content_types import MODEL
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.contract.job import Job
+from sagemaker_cv.training.job import Job
 
 log = logs.get("incremental")
 
@@ -60,9 +58,9 @@ def channel_problems(job: Job) -> list[str]:
     if channel is None:
         return []
     problems = []
-    if algorithms.get(job.algorithm).incremental is None:
+    if job.algorithm.incremental is None:
         problems.append(
-            f"channel 'model': incremental training is not available for {job.algorithm} in this version; "
+            f"channel 'model': incremental training is not available for {job.algorithm.name} in this version; "
             "remove the channel"
         )
     if channel.media_type not in (None, MODEL):
@@ -81,7 +79,7 @@ def prepare(job: Job, scratch: Path) -> StartModel | None:
     problems = channel_problems(job)
     if problems:
         raise ClientError(problems)
-    spec = algorithms.get(job.algorithm).incremental
+    spec = job.algorithm.incremental
     log.info("Start training from the model in the model channel.")
     channel_dir = job.paths.channel(CHANNEL)
     archive = model_archive.find_archive(channel_dir)
@@ -101,28 +99,6 @@ def prepare(job: Job, scratch: Path) -> StartModel | None:
             ]
         )
     return StartModel(directory, facts)
-
-
-def facts_from_hyperparameters(directory: Path, algorithm: str, keys: Sequence[str]) -> dict[str, Any]:
-    """The `keys` of an archive's `hyperparams.json` (the built-in object detector and segmenter
-    write one, every value a string), parsed as this job's hyperparameters are; a key the file
-    lacks is left out (not compared)."""
-    path = directory / "hyperparams.json"
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ClientError(
-            f"channel 'model': {path.name} cannot be read ({exc}); the archive must come from a {algorithm} job"
-        ) from None
-    params = algorithms.get(algorithm).schema.by_name
-    facts = {}
-    for key in keys:
-        if key in raw:
-            try:
-                facts[key] = params[key].parse(raw[key])
-            except ValueError as exc:
-                raise ClientError(f"channel 'model': {path.name} {key}={raw[key]!r}: {exc}") from None
-    return facts
 
 
 def graph_signature(graph: Mapping[str, Any]) -> list[tuple]:

@@ -9,17 +9,21 @@ first epoch has finished no model is written (TrainingInterrupted; the CLI exits
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from sagemaker_cv import algorithms
 from sagemaker_cv.contract import logs
+from sagemaker_cv.contract.environment import JobSettings
 from sagemaker_cv.contract.errors import ClientError, TrainingInterrupted
-from sagemaker_cv.contract.job import Job, load_job
-from sagemaker_cv.contract.paths import MLPaths
+from sagemaker_cv.contract.paths import MLPaths, TensorBoardSettings
 from sagemaker_cv.training import engine
 from sagemaker_cv.training.devices import cpu_devices_from_env, fit_to_batch, plan_devices, probe_gpus
 from sagemaker_cv.training.framework import mxnet_missing, require_mxnet
+from sagemaker_cv.training.job import Job, load_job
 from sagemaker_cv.training.outputs import check_model_dir, clear_model_dir
 from sagemaker_cv.training.scratch import scratch_space
+
+if TYPE_CHECKING:  # the entry point hands the record down; the registry stays above training
+    from sagemaker_cv.algorithms.record import Algorithm
 
 log = logs.get()
 #: files the end-of-job exports write into the model directory (tools.onnx_export): an earlier
@@ -27,9 +31,10 @@ log = logs.get()
 EXPORTS = ("model.onnx",)
 
 
-def load(paths: MLPaths, algorithm: str) -> Job:
-    schema = algorithms.get(algorithm).schema
-    log.info("Reading default configuration for %s: %s", algorithm, schema.defaults())
+def load(paths: MLPaths, algorithm: Algorithm) -> Job:
+    schema = algorithm.schema
+    log.info("Reading default configuration for %s: %s", algorithm.name, schema.defaults())
+    JobSettings.from_env()  # every bad variable named at once, by validate and train alike
     job = load_job(paths, algorithm, num_gpus=0 if mxnet_missing() else probe_gpus())
     log.info(
         "Merging with provided configuration from %s: %s",
@@ -42,7 +47,8 @@ def load(paths: MLPaths, algorithm: str) -> Job:
     return job
 
 
-def _plan(job: Job):
+def plan_for(job: Job):
+    """This host's devices for the job, fitted to its batch."""
     plan = plan_devices(
         job.num_gpus,
         cpu_devices=cpu_devices_from_env(),
@@ -57,18 +63,23 @@ def _plan(job: Job):
 
 
 def _task(job: Job, scratch):
-    return algorithms.get(job.algorithm).task_class()(job, _plan(job), scratch)
+    plan = plan_for(job)
+    problems, warnings = job.algorithm.check_limits(job.hyperparameters, plan)
+    if problems:
+        raise ClientError(problems)
+    for warning in warnings:
+        log.warning(warning)
+    return job.algorithm.task_class()(job, plan, scratch)
 
 
-def validate(paths: MLPaths, algorithm: str) -> None:
+def validate(paths: MLPaths, algorithm: Algorithm) -> None:
     """Parse every config file, check every data file and build what training builds, without training."""
     from sagemaker_cv.training import incremental
-    from sagemaker_cv.training.seeding import job_seed
     from sagemaker_cv.training.start import Start
 
     with engine.StopOnSignal():
         job = load(paths, algorithm)
-        job_seed()  # a bad SAGEMAKER_CV_SEED fails here as it fails `train`
+        TensorBoardSettings.from_env(paths)  # and a bad SAGEMAKER_CV_TENSORBOARD_DIR
         missing = mxnet_missing()
         if missing:
             problems = incremental.channel_problems(job)
@@ -90,19 +101,23 @@ def validate(paths: MLPaths, algorithm: str) -> None:
     log.info("Validation passed: %s", counts or "the data streams in Pipe mode and is checked as it arrives")
 
 
-def train(paths: MLPaths, algorithm: str, after: Callable[[Job], None] | None = None) -> None:
-    """Train the job; then, on the primary host of a job that was not stopped, `after(job)` (the
-    CLI's end-of-job exports, which live above this layer)."""
+def train(
+    paths: MLPaths,
+    algorithm: Algorithm,
+    launch: Callable[[MLPaths, str, object], bool],
+    after: Callable[[Job], None] | None = None,
+) -> None:
+    """Train the job: in this process on one host; on several, `launch(paths, algorithm name,
+    resource)` (distributed.launcher.run, handed down by the CLI: it lives above this layer) makes
+    this process the host's launcher, which starts the parameter-server roles and the worker
+    (which calls train_job) and fails the job if any of them fails. Then, on the primary host of
+    a job that was not stopped, `after(job)` (the CLI's end-of-job exports)."""
     require_mxnet("train")
     with engine.StopOnSignal():
         job = load(paths, algorithm)
         if job.resource.num_hosts > 1:
             check_model_dir(paths.model_dir)  # before every host waits for the others
-            # This process becomes the host's launcher: it starts the parameter-server roles and the
-            # worker (which calls train_job) as children and fails the job if any of them fails.
-            from sagemaker_cv.distributed import launcher
-
-            stopped = launcher.run(paths, algorithm, job.resource)
+            stopped = launch(paths, algorithm.name, job.resource)
         else:
             stopped = train_job(job)
     if after is not None and job.resource.is_primary and not stopped:
@@ -133,13 +148,18 @@ def _train(
     job: Job, stop: engine.StopRequest, extra_hooks: Sequence, decisions, leading_hooks: Sequence
 ) -> engine.State:
     from sagemaker_cv.training import seeding
+    from sagemaker_cv.training.checkpoint import CheckpointWriter
     from sagemaker_cv.training.hooks import standard_hooks
+    from sagemaker_cv.training.progress import Outputs
     from sagemaker_cv.training.start import Start
 
     hp, resource = job.hyperparameters, job.resource
+    outputs = Outputs.for_job(job.paths, job.algorithm.metric_definitions)
     check_model_dir(job.paths.model_dir)
     if resource.is_primary:  # only the primary writes the model (local mode shares one directory)
-        clear_model_dir(job.paths.model_dir, (*algorithms.get(job.algorithm).artifacts, *EXPORTS))
+        clear_model_dir(
+            job.paths.model_dir, (*job.algorithm.artifacts, *job.algorithm.optional_artifacts, *EXPORTS)
+        )
     start = Start.decide(
         job
     )  # a checkpoint to resume (it restores the model directory too), the model channel, or fresh weights
@@ -148,6 +168,9 @@ def _train(
         task = _task(job, scratch)
         try:
             task.setup(start.prepare(task.check_data(), scratch))
+            # The one place a run's hooks are put in order: the worker's leading hooks, the
+            # epoch seeds, every job's hooks, the checkpoint writer (last of an epoch: everything
+            # it saves is final), the worker's other hooks.
             hooks = [
                 seeding.EpochSeeds(job.seed, resource.rank),
                 *standard_hooks(
@@ -157,9 +180,12 @@ def _train(
                     decisions=decisions,
                     primary_host=resource.primary_host,
                     stop=stop,
+                    outputs=outputs,
                 ),
             ]
             epochs, resume = start.resume(task, hooks, hp.epochs)
+            if start.store is not None and resource.is_primary:
+                hooks.append(CheckpointWriter(start.store, job, hooks))
             return engine.fit(task, [*leading_hooks, *hooks, *extra_hooks], epochs, stop, resume=resume)
         finally:
             task.close()

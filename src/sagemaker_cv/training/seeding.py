@@ -14,29 +14,20 @@ SAGEMAKER_CV_SEED fixes the job seed; without it a random one is drawn and logge
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.contract.environment import JobSettings
 from sagemaker_cv.training.engine import Hook, State
 
 SEED_ENV = "SAGEMAKER_CV_SEED"
 
 
 def job_seed(environ: Mapping[str, str] | None = None) -> int:
-    value = (os.environ if environ is None else environ).get(SEED_ENV)
-    if value is None or value == "":
-        return secrets.randbelow(2**31)
-    try:
-        seed = int(value)
-    except ValueError:
-        seed = -1
-    if not 0 <= seed < 2**31:
-        raise ClientError(f"{SEED_ENV}={value!r}: expected an integer in [0, 2147483647]")
-    return seed
+    seed = JobSettings.from_env(environ).seed
+    return secrets.randbelow(2**31) if seed is None else seed
 
 
 def derive(seed: int, *parts: Any) -> int:

@@ -8,11 +8,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sagemaker_cv import algorithms
 from sagemaker_cv.contract import logs
-from sagemaker_cv.contract.job import Job
 from sagemaker_cv.training import checkpoint, incremental, seeding
 from sagemaker_cv.training.engine import Hook
+from sagemaker_cv.training.job import Job
 from sagemaker_cv.training.task import Prepared
 
 log = logs.get()
@@ -48,18 +47,15 @@ class Start:
         return replace(prepared, data={**prepared.data, incremental.PREPARED_KEY: model})
 
     def resume(self, task, hooks: list[Hook], epochs: int) -> tuple[int, dict[str, Any] | None]:
-        """Load the checkpoint into the set-up task and its hooks, and append the hook that writes
-        checkpoints (on the primary only). Returns the epochs to run to and the loop state to
-        resume, None for a fresh start."""
+        """Load the checkpoint into the set-up task and its hooks. Returns the epochs to run to
+        and the loop state to resume, None for a fresh start."""
         resume = None
         if self.latest is not None:
-            spec = algorithms.get(self.job.algorithm).incremental
+            spec = self.job.algorithm.incremental
             resume = checkpoint.restore(self.latest, task, hooks, self.job, spec.keys if spec else ())
             if self.latest.state.get("finished"):
                 log.info(
                     "Training had already ended: %s; nothing is left to train", self.latest.state["finished"]
                 )
                 epochs = resume["epoch"] + 1
-        if self.store is not None and self.job.resource.is_primary:
-            hooks.append(checkpoint.CheckpointWriter(self.store, self.job, hooks))
         return epochs, resume

@@ -35,6 +35,10 @@ class Tally:
             totals[name] = totals.get(name, 0.0) + _scalar(value)
         return {name: (total, self.counts[name]) for name, total in totals.items()}
 
+    def total(self, name: str) -> tuple[float, int] | None:
+        """(sum, count) of `name` since the last reset, None before its first value (waits for the devices)."""
+        return self._totals().get(name)
+
     def values(self, names: list[str]) -> Metrics:
         totals = self._totals()
         return [(n, totals[n][0] / totals[n][1]) for n in names if n in totals and totals[n][1]]

@@ -16,8 +16,10 @@ ALGORITHM = Algorithm(
     distributed=True,
     task="sagemaker_cv.algorithms.classification.task:ClassificationTask",
     pretrained=tuple(Pretrained(f"num_layers={n}", name) for n, name in PRETRAINED_NETWORKS.items()),
+    example="sagemaker_cv.tools.demo",
     model_marker="image-classification-symbol.json",
     predictor="sagemaker_cv.algorithms.classification.predict:load",
+    evaluation="sagemaker_cv.algorithms.classification.evaluation:evaluate",
     artifacts=("image-classification-*.params", "image-classification-symbol.json", "model-shapes.json"),
     # The built-in's documented rule: "the same settings for num_layers, image_shape and num_classes".
     incremental=Incremental(

@@ -22,10 +22,9 @@ import numpy as np
 from sagemaker_cv.algorithms.classification import archive
 from sagemaker_cv.algorithms.inference import ImagePredictor, Prepared, decode, graph_block, symbol_file
 from sagemaker_cv.algorithms.trained import TrainedModel
-from sagemaker_cv.contract.content_types import JSON
+from sagemaker_cv.contract.content_types import JSON, JSONLINES
 from sagemaker_cv.contract.errors import ClientError
 
-JSONLINES = "application/jsonlines"
 #: graph outputs that are losses in training and activations in inference
 LOSS_HEADS = {"SoftmaxOutput": "softmax", "LogisticRegressionOutput": "sigmoid"}
 

@@ -19,12 +19,12 @@ from sagemaker_cv.algorithms.classification.stream import ClassificationStream, 
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.files import write_text_atomic
-from sagemaker_cv.contract.job import Job
 from sagemaker_cv.inputs.pipe import PipeSettings
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params, load_exported
-from sagemaker_cv.training.gluon_task import GluonTask, skipped_note
+from sagemaker_cv.training.gluon_task import GluonTask
 from sagemaker_cv.training.incremental import PREPARED_KEY
+from sagemaker_cv.training.job import Job
 from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.tally import Tally
 from sagemaker_cv.training.task import Metrics, Prepared
@@ -46,37 +46,26 @@ class ClassificationTask(GluonTask):
     # ---- data ----------------------------------------------------------------------------------
 
     def check_data(self) -> Prepared:
-        records: dict[str, PreparedRecords] = {}
-        for split, files in (("train", self.inputs.train), ("validation", self.inputs.validation)):
-            if split in self.inputs.streams:
-                self.log_streamed(split)
-                continue
+        files = {"train": self.inputs.train, "validation": self.inputs.validation}
+        # A split without data (no validation channel) is left out.
+        present = [s for s in files if s in self.inputs.streams or files[s]]
+
+        def prepare(split: str) -> PreparedRecords:
             if self.inputs.format == "recordio":
                 log.info("Searching for .rec files in %s.", self.job.paths.channel(split))
             else:
-                for f in files:
+                for f in files[split]:
                     log.info("Creating record files for %s", f.path.name)
             prepared = data.prepare(self.inputs, split, self.rules, self.scratch)
-            if prepared is None:
-                continue
-            records[split] = prepared
             if self.inputs.format == "lst":
                 log.info("Done creating record files for %s (%d images)", prepared.source, prepared.count)
+            return prepared
+
+        checked = self.check_splits(present, self.inputs.streams, prepare)
         if self.hp.multi_label:
             formats = {s.label_format for s in self.inputs.streams.values() if s.layout} or {"multi-hot"}
             log.info("label-format is %s", ", ".join(sorted(formats)))
-        notes = tuple(
-            skipped_note(p.source, p.skipped_count, p.skipped) for p in records.values() if p.skipped
-        )
-        for note in notes:
-            log.warning(note)
-        counts = {split: p.count for split, p in records.items()}
-        data_by_split = {**records, **self.inputs.streams}
-        if "train" in self.inputs.streams:
-            return Prepared(counts, notes, data_by_split)
-        train = records["train"]
-        self.check_training_count(train.source, train.count)
-        return Prepared(counts, notes, data_by_split)
+        return checked
 
     # ---- network -------------------------------------------------------------------------------
 

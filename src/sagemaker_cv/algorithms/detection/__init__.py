@@ -19,9 +19,13 @@ ALGORITHM = Algorithm(
         Pretrained("base_network=vgg-16", "vgg16_atrous"),
         Pretrained("base_network=resnet-50", "resnet50_v1b"),
     ),
+    example="sagemaker_cv.tools.detection_demo",
     model_marker="model_algo_1-symbol.json",
     predictor="sagemaker_cv.algorithms.detection.predict:load",
+    evaluation="sagemaker_cv.algorithms.detection.evaluation:evaluate",
     artifacts=("model_algo_1-*.params", "model_algo_1-symbol.json", "hyperparams.json"),
+    optional_artifacts=("class_map.json",),  # COCO and VOC inputs name their classes
+    limits="sagemaker_cv.algorithms.detection.limits:problems",
     incremental=Incremental(
         keys=("base_network", "num_classes", "image_shape"),
         facts="sagemaker_cv.algorithms.detection.archive:archive_facts",

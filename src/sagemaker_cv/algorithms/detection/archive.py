@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sagemaker_cv.algorithms.detection.schema import SCHEMA
+from sagemaker_cv.algorithms.facts import facts_from_hyperparameters
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.training.incremental import facts_from_hyperparameters
 
 #: The built-in's artifact names: always this prefix and epoch 0, rewritten whenever mAP improves.
 PREFIX = "model_algo_1"
@@ -35,4 +36,4 @@ def model_files(directory: Path) -> tuple[Path, Path]:
 
 def archive_facts(directory: Path) -> dict[str, Any]:
     model_files(directory)
-    return facts_from_hyperparameters(directory, "object-detection", KEYS + NMS_KEYS)
+    return facts_from_hyperparameters(directory, SCHEMA, KEYS + NMS_KEYS)

@@ -1,11 +1,12 @@
-"""Object detection's channels: RecordIO (`train`, `validation`) or images with one JSON annotation
-per image (`train` + `train_annotation`, `validation` + `validation_annotation`); RecordIO also in
-Pipe mode; `model` for incremental training."""
+"""Object detection's channels: RecordIO (`train`, `validation`) or images with their annotations
+(`train` + `train_annotation`, `validation` + `validation_annotation`: one JSON per image as the
+built-in, one COCO instances file, or Pascal VOC XML); RecordIO also in Pipe mode; `model` for
+incremental training."""
 
 from __future__ import annotations
 
 from sagemaker_cv.algorithms.record import ChannelSpec
-from sagemaker_cv.contract.content_types import JPEG, JSON, MODEL, PNG, RECORDIO, X_IMAGE
+from sagemaker_cv.contract.content_types import JPEG, JSON, MODEL, PNG, RECORDIO, X_IMAGE, XML
 
 CHANNELS = (
     ChannelSpec(
@@ -27,14 +28,15 @@ CHANNELS = (
     ChannelSpec(
         "train_annotation",
         False,
-        (JPEG, PNG, X_IMAGE, JSON),
-        "Image input only: one JSON annotation file per training image.",
+        (JPEG, PNG, X_IMAGE, JSON, XML),
+        "Image input only: one JSON annotation file per training image, one COCO instances file, or "
+        "one Pascal VOC XML file per image.",
     ),
     ChannelSpec(
         "validation_annotation",
         False,
-        (JPEG, PNG, X_IMAGE, JSON),
-        "Image input only: one JSON annotation file per validation image.",
+        (JPEG, PNG, X_IMAGE, JSON, XML),
+        "Image input only: the validation images' annotations, in the format of train_annotation.",
     ),
     ChannelSpec(
         "model",

@@ -1,10 +1,11 @@
 """Object detection inputs: which channels hold what, and the iterators that read them.
 
-Two formats, as the built-in: RecordIO (`train`, `validation` hold one or more .rec files
-each, made by `im2rec --pack-label`) and images with one JSON annotation each (`train` + `train_annotation`,
-`validation` + `validation_annotation`). Both end as one checked .rec per split. Training reads it
-with `loader` (decoding and GluonCV's SSD augmentation in a thread pool, off the training loop,
-which matters on CPUs where they cost as much as a network step); validation with MXNet's
+The built-in's two formats: RecordIO (`train`, `validation` hold one or more .rec files each, made
+by `im2rec --pack-label`) and images with one JSON annotation each (`train` + `train_annotation`,
+`validation` + `validation_annotation`); in the same image and annotation channels also a COCO
+instances file or Pascal VOC XML (`annotated`). All end as one checked .rec per split. Training
+reads it with `loader` (decoding and GluonCV's SSD augmentation in a thread pool, off the training
+loop, which matters on CPUs where they cost as much as a network step); validation with MXNet's
 threaded ImageDetRecordIter, the built-in's own reader.
 """
 
@@ -15,15 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mxnet as mx
+import numpy as np
 
+from sagemaker_cv.algorithms.detection import classes
+from sagemaker_cv.algorithms.detection.annotated import AnnotatedImages
 from sagemaker_cv.algorithms.detection.channels import CHANNELS
 from sagemaker_cv.algorithms.detection.loader import training_batches
-from sagemaker_cv.algorithms.detection.records import PreparedDetection, pack_annotated_images, scan_recordio
+from sagemaker_cv.algorithms.detection.records import PreparedDetection, scan_recordio
 from sagemaker_cv.algorithms.detection.stream import StreamSpec, resolve_streams
 from sagemaker_cv.algorithms.record import unknown_channels
 from sagemaker_cv.contract.config import Channel
-from sagemaker_cv.contract.content_types import IMAGE_TYPES, JSON, RECORDIO
+from sagemaker_cv.contract.content_types import IMAGE_TYPES, JSON, RECORDIO, XML_TYPES
 from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.contract.files import write_text_atomic
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.inputs.recordio import Shard, find_shards
 
@@ -37,6 +42,7 @@ class Inputs:
     recordio: dict[str, tuple[Shard, ...]] = field(default_factory=dict)  # split -> its .rec files
     images: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # split -> (images, annotations)
     streams: dict[str, StreamSpec] = field(default_factory=dict)  # split -> its Pipe-mode channel
+    annotated: AnnotatedImages | None = None  # format "images": both splits' annotations, read once
 
 
 def resolve_inputs(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
@@ -45,10 +51,10 @@ def resolve_inputs(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
     for name, ch in channels.items():
         if name == "model" or name not in KNOWN_CHANNELS:
             continue
-        if ch.media_type and ch.media_type not in (RECORDIO, *IMAGE_TYPES, JSON):
+        allowed = (RECORDIO, *IMAGE_TYPES) if name in SPLITS else (*IMAGE_TYPES, JSON, *XML_TYPES)
+        if ch.media_type and ch.media_type not in allowed:
             problems.append(
-                f"channel {name!r} ContentType={ch.content_type!r}: expected {RECORDIO}, one of "
-                f"{', '.join(IMAGE_TYPES)} or {JSON}"
+                f"channel {name!r} ContentType={ch.content_type!r}: expected one of {', '.join(allowed)}"
             )
     for split in SPLITS:
         if split not in channels:
@@ -68,7 +74,8 @@ def resolve_inputs(channels: dict[str, Channel], paths: MLPaths) -> Inputs:
                 "channel 'validation' streams RecordIO in Pipe mode but 'train' holds images: give both "
                 "splits in one format"
             )
-        inputs = Inputs("images", images=_image_channels(channels, paths, problems))
+        images = _image_channels(channels, paths, problems)
+        inputs = Inputs("images", images=images, annotated=AnnotatedImages(images))
     else:
         for split in SPLITS:
             if f"{split}_annotation" in channels:
@@ -104,7 +111,8 @@ def _image_channels(channels: dict[str, Channel], paths: MLPaths, problems: list
         annotation = f"{split}_annotation"
         if annotation not in channels:
             problems.append(
-                f"channel {annotation!r} is missing: image input needs one JSON annotation per {split} image"
+                f"channel {annotation!r} is missing: image input needs the {split} images' annotations (one "
+                "JSON per image, a COCO instances file or VOC XML)"
             )
         for name in (split, annotation):
             if name in channels and not paths.channel(name).is_dir():
@@ -119,8 +127,31 @@ def prepare(
     """Validate one split's data and make it readable by the detection iterator."""
     if inputs.format == "recordio":
         return scan_recordio(list(inputs.recordio[split]), split, num_classes, label_width, scratch)
-    images, annotations = inputs.images[split]
-    return pack_annotated_images(images, annotations, split, num_classes, label_width, scratch)
+    return inputs.annotated.prepare(split, num_classes, label_width, scratch)
+
+
+def write_class_map(inputs: Inputs, model_dir: Path) -> list[Path]:
+    """class_map.json in the model directory when the annotations name their classes (COCO, VOC)."""
+    class_map = inputs.annotated.class_map if inputs.annotated else None
+    if class_map is None:
+        return []
+    path = model_dir / classes.FILE
+    write_text_atomic(path, class_map.text())
+    return [path]
+
+
+def difficult_flags(prepared, batch, keep: int, width: int) -> np.ndarray | None:
+    """(keep, width) bool: which ground-truth objects of a validation batch (as `labels.ground_truth`
+    lays them out) stay out of mAP, found by record id (the batch's index); None when none do."""
+    flagged = getattr(prepared, "difficult", None)
+    if not flagged:
+        return None
+    flags = np.zeros((keep, width), dtype=bool)
+    for row, record_id in enumerate(batch.index[:keep]):
+        found = flagged.get(int(record_id))
+        if found is not None:
+            flags[row, : len(found)] = found
+    return flags
 
 
 def det_iter(

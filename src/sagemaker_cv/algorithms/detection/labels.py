@@ -1,9 +1,10 @@
 """Detection labels as users write them, checked and normalised: pure functions on plain data.
 
-Two sources, one result. A RecordIO label vector (`im2rec --pack-label`) is
+Several sources, one result. A RecordIO label vector (`im2rec --pack-label`) is
 `[header_width, object_width, (extra header...), cls, xmin, ymin, xmax, ymax, (extra...), ...]` with
 corners as fractions of the image; a JSON annotation gives pixel boxes `{class_id, left, top, width,
-height}`. Both become `Objects`: class ids and corners in [0, 1].
+height}`, and COCO and Pascal VOC files (`coco`, `voc`) give `PixelBox`es too. All become `Objects`:
+class ids and corners in [0, 1].
 
 A box that sticks out of its image by a little (rounding, annotation tools) is clipped and counted;
 one that is far outside, of zero area, or of an unknown class is a problem naming the object.
@@ -11,6 +12,7 @@ one that is far outside, of zero area, or of an unknown class is a problem namin
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +36,8 @@ class Objects:
     clipped: int = 0  # boxes that stuck out slightly and were clipped
     problems: list[str] = field(default_factory=list)
     padding: int = 0  # all -1 objects (label padding), dropped
+    #: (n,) bool: objects kept out of validation mAP (VOC's difficult, COCO's crowd); None: none are
+    difficult: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -97,27 +101,59 @@ def _show_box(box: np.ndarray, pixels: tuple[float, float] | None) -> str:
     return f"(left {left:g}, top {top:g}, width {right - left:g}, height {bottom - top:g})"
 
 
-def _collect(items: list[tuple[int, float, np.ndarray]], num_classes: int, pixels) -> Objects:
-    """Objects from (index, class, normalised box); problems name the object by its index."""
-    classes, boxes, problems, clipped = [], [], [], 0
-    for index, cls, box in items:
+def _collect(items: list[tuple[str, float, np.ndarray, bool]], num_classes: int, pixels) -> Objects:
+    """Objects from (name, class, normalised box, difficult); problems name the object."""
+    classes, boxes, difficult, problems, clipped = [], [], [], [], 0
+    for name, cls, box, hard in items:
         problem = _class_problem(cls, num_classes)
         if problem:
-            problems.append(f"object {index}: {problem}")
+            problems.append(f"{name}: {problem}")
             continue
         fixed, was_clipped, problem = _check_box(box, pixels)
         if problem:
-            problems.append(f"object {index}: {problem}")
+            problems.append(f"{name}: {problem}")
             continue
         classes.append(int(cls))
         boxes.append(fixed)
+        difficult.append(hard)
         clipped += was_clipped
     return Objects(
         np.array(classes, dtype=np.int64),
         np.array(boxes, dtype=np.float32).reshape(-1, 4),
         clipped,
         problems,
+        difficult=np.array(difficult, dtype=bool) if any(difficult) else None,
     )
+
+
+@dataclass(frozen=True)
+class PixelBox:
+    """One object as an annotation file gives it: a class id and a box in pixels of the image."""
+
+    name: str  # how messages name it: "object 2", "annotation id 17", "object 3 ('dog')"
+    cls: float
+    left: float
+    top: float
+    width: float
+    height: float
+    difficult: bool = False  # kept out of validation mAP
+
+
+def pixel_objects(boxes: list[PixelBox], num_classes: int, image_size: tuple[int, int]) -> Objects:
+    """Pixel boxes of an image of `image_size` (width, height) as decoded, checked and normalised."""
+    width, height = image_size
+    items = [
+        (
+            b.name,
+            b.cls,
+            np.array(
+                [b.left / width, b.top / height, (b.left + b.width) / width, (b.top + b.height) / height]
+            ),
+            b.difficult,
+        )
+        for b in boxes
+    ]
+    return _collect(items, num_classes, (width, height))
 
 
 @dataclass(frozen=True)
@@ -166,9 +202,15 @@ def parse_record_label(values: np.ndarray, num_classes: int) -> tuple[Objects, L
         return fail, None
     rows = rest.reshape(-1, width)
     real = rows[~np.all(rows == -1, axis=1)]  # all -1: label padding, as MXNet's tools write it
-    objects = _collect([(i, row[0], row[1:5]) for i, row in enumerate(real)], num_classes, None)
+    objects = _collect(
+        [(f"object {i}", row[0], row[1:5], False) for i, row in enumerate(real)], num_classes, None
+    )
     objects.padding = len(rows) - len(real)
     return objects, Layout(header, width, int(values.size))
+
+
+#: the keys of the built-in's per-image JSON annotation
+ANNOTATION_KEYS = ("file", "image_size", "annotations", "categories")
 
 
 def parse_annotation(
@@ -182,11 +224,15 @@ def parse_annotation(
         return fail, None
     file = doc.get("file")
     if file is not None and not isinstance(file, str):
-        fail.problems.append(f"'file' must be a string (the image's path in its channel), got {file!r}")
+        fail.problems.append(f"'file' must be a string (the image's path in its channel), got {file!r:.80}")
         file = None
-    size = _declared_size(doc.get("image_size"))
+    size = declared_size(doc.get("image_size"))
     if isinstance(size, str):
         fail.problems.append(size)
+        return fail, file
+    boxes = annotation_boxes(doc)
+    if isinstance(boxes, str):
+        fail.problems.append(boxes)
         return fail, file
     if image_size is None:
         return fail, file
@@ -197,25 +243,50 @@ def parse_annotation(
             "the boxes must be in the pixels of the image as stored"
         )
         return fail, file
-    annotations = doc.get("annotations", [])
-    if not isinstance(annotations, list):
-        fail.problems.append(f"'annotations' must be a list of boxes, got {type(annotations).__name__}")
-        return fail, file
-    items, problems = [], []
-    for index, box in enumerate(annotations):
-        parsed = _pixel_box(box)
-        if isinstance(parsed, str):
-            problems.append(f"object {index}: {parsed}")
-            continue
-        cls, left, top, w, h = parsed
-        corners = np.array([left / width, top / height, (left + w) / width, (top + h) / height])
-        items.append((index, cls, corners))
-    objects = _collect(items, num_classes, (width, height))
+    problems = [box for box in boxes if isinstance(box, str)]
+    objects = pixel_objects([box for box in boxes if not isinstance(box, str)], num_classes, image_size)
     objects.problems = problems + objects.problems
     return objects, file
 
 
+def annotation_boxes(doc: dict) -> list[PixelBox | str] | str:
+    """The boxes of a per-image JSON annotation (a problem string for each malformed one), or why
+    there are none to read. A missing 'annotations' list is an error, never "no objects": a typo
+    there would otherwise train every image as background."""
+    if "annotations" not in doc:
+        unknown = [str(k) for k in doc if k not in ANNOTATION_KEYS]
+        close = difflib.get_close_matches("annotations", unknown, n=1, cutoff=0.6)
+        hint = f" (is {close[0]!r} a misspelling?)" if close else ""
+        return (
+            f"no 'annotations' list{hint}: each annotation lists its boxes under 'annotations' "
+            '(an image without objects has "annotations": [])'
+        )
+    annotations = doc["annotations"]
+    if not isinstance(annotations, list):
+        return f"'annotations' must be a list of boxes, got {type(annotations).__name__}"
+    boxes: list[PixelBox | str] = []
+    for index, box in enumerate(annotations):
+        parsed = _pixel_box(box)
+        if isinstance(parsed, str):
+            boxes.append(f"object {index}: {parsed}")
+        else:
+            boxes.append(PixelBox(f"object {index}", *parsed))
+    return boxes
+
+
 _BOX_KEYS = ("class_id", "left", "top", "width", "height")
+
+
+def finite(value: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (booleans, strings, NaN, infinities,
+    integers too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _pixel_box(box: Any) -> tuple[float, float, float, float, float] | str:
@@ -226,24 +297,23 @@ def _pixel_box(box: Any) -> tuple[float, float, float, float, float] | str:
         return f"missing {', '.join(missing)} (each box has {', '.join(_BOX_KEYS)} in pixels)"
     values = []
     for key in _BOX_KEYS:
-        value = box[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{key}={value!r} is not a number"
-        values.append(float(value))
+        value, number = box[key], finite(box[key])
+        if number is None:
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            return f"{key}={value!r:.40} is not {'a finite' if numeric else 'a'} number"
+        values.append(number)
     return tuple(values)  # type: ignore[return-value]
 
 
-def _declared_size(value: Any) -> tuple[int, int] | str | None:
+def declared_size(value: Any) -> tuple[int, int] | str | None:
     """(width, height) from `image_size: [{"width": W, "height": H, "depth": 3}]`, None if absent."""
     if value is None:
         return None
     entry = value[0] if isinstance(value, list) and value else value
-    if not isinstance(entry, dict) or not all(
-        isinstance(entry.get(k), (int, float)) and not isinstance(entry.get(k), bool)
-        for k in ("width", "height")
-    ):
-        return f'image_size={value!r:.80}: expected [{{"width": W, "height": H, "depth": 3}}]'
-    return int(entry["width"]), int(entry["height"])
+    sizes = [finite(entry.get(k)) for k in ("width", "height")] if isinstance(entry, dict) else [None]
+    if not all(v is not None and v >= 1 and v == int(v) for v in sizes):
+        return f'image_size={value!r:.80}: expected [{{"width": W, "height": H, "depth": 3}}] with whole numbers of pixels'
+    return int(sizes[0]), int(sizes[1])
 
 
 def iterator_objects(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -123,6 +123,16 @@ def feature_maps(features: HybridBlock, image_shape: int) -> list[tuple[int, int
     return [tuple(s[2:]) for s in shapes]
 
 
+def anchor_alloc_size(maps: list[tuple[int, int]]) -> int:
+    """The side of the first layer's precomputed anchor map. GluonCV halves it for every further
+    layer (never below 16), and each layer slices its anchors from its map, so the map of layer i
+    must reach that layer's feature size x 2^i: at image_shape 2049 the ResNet-50's second layer
+    is 65 wide, and GluonCV's default from the first layer alone (129 -> 64) fails. Where the
+    first layer's size suffices, it is kept (the anchors' shape is part of the saved model)."""
+    sides = [max(h, w) for h, w in maps]
+    return max([128, sides[0], *(side << i for i, side in enumerate(sides) if side > 16)])
+
+
 def build_detector(
     base_network: str,
     num_classes: int,
@@ -162,7 +172,7 @@ def build_detector(
         nms_thresh=nms_threshold,
         nms_topk=nms_topk,
         post_nms=100,
-        anchor_alloc_size=max(128, maps[0][0], maps[0][1]),
+        anchor_alloc_size=anchor_alloc_size(maps),
         prefix="ssd_",
     )
     net = Normalized(ssd, 3, prefix="detector_")

@@ -1,14 +1,14 @@
-"""Detection RecordIO files: users' .rec files checked record by record, and images with JSON
-annotations packed into one, so that MXNet's threaded detection iterator reads every input format.
+"""Detection RecordIO files: users' .rec files checked record by record, so that MXNet's threaded
+detection iterator reads them (images with annotations are packed into one by `annotated`).
 
-A scan checks each record's label (`labels.parse_record_label`) and decodes each image once to find
-the undecodable ones (skipped and reported: nothing else can be done with them). The user's file
+A scan checks each record's label (`labels.parse_record_label`), sizes each image from its header
+(refused above MAX_IMAGE_PIXELS, before anything is decoded) and decodes it once to find the
+undecodable ones (skipped and reported: nothing else can be done with them). The user's file
 is read in place unless a record had to change: then a cleaned copy goes to the scratch directory.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,11 +16,18 @@ import cv2
 import mxnet as mx
 import numpy as np
 
-from sagemaker_cv.algorithms.detection.labels import Objects, parse_annotation, parse_record_label
+from sagemaker_cv.algorithms.detection.labels import Objects, parse_record_label
 from sagemaker_cv.contract.errors import ClientError
-from sagemaker_cv.inputs.recordio import Problems, Shard, describe, read_shards, unpack_image_record
+from sagemaker_cv.contract.files import full_disk_named
+from sagemaker_cv.inputs.images import cap_problem, read_header
+from sagemaker_cv.inputs.recordio import Problems, Shard, describe, frame, read_shards, unpack_image_record
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+#: Images are decoded whole before MXNet's iterator resizes them to image_shape, in four threads or
+#: more, onto zoom-out canvases up to 4x the side: 2^25 pixels (a 5792x5792 or 8000x4000 photo; the
+#: cap classification has for resized images) measured 0.9 GB peak for the training iterator,
+#: where one 20000x20000 PNG took 5.3 GB. Larger images are refused before decoding.
+MAX_IMAGE_PIXELS = 1 << 25
+PREPARING = "writing the prepared training data"
 
 
 @dataclass
@@ -34,14 +41,43 @@ class PreparedDetection:
     skipped: list[str] = field(default_factory=list)  # undecodable images, by record or file
     clipped: int = 0  # boxes clipped to their image
     empty: int = 0  # images without objects
+    #: record id -> (n,) bool: its objects kept out of validation mAP (VOC difficult, COCO crowd)
+    difficult: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def skipped_count(self) -> int:
+        return len(self.skipped)
 
 
 def image_size(buf: bytes) -> tuple[int, int] | None:
-    """(width, height) of an encoded image, or None when it cannot be decoded."""
+    """(width, height) of an encoded image, or None when it cannot be decoded. Call only on
+    images whose header passed `pixel_problem`."""
     if not buf:
         return None
     image = cv2.imdecode(np.frombuffer(buf, dtype=np.uint8), cv2.IMREAD_COLOR)
     return None if image is None else (image.shape[1], image.shape[0])
+
+
+def pixel_problem(buf: bytes) -> str | None:
+    """Why an encoded image may not be decoded (its header declares more than MAX_IMAGE_PIXELS)."""
+    return cap_problem(
+        read_header(buf),
+        MAX_IMAGE_PIXELS,
+        "object detection resizes every image to image_shape, so downscale it (its boxes with it) first",
+    )
+
+
+def checked_size(buf: bytes, name: str, checks: RecordChecks) -> tuple[int, int] | None:
+    """(width, height) of an image that passes the pixel cap and decodes; None after adding the
+    problem (too large) or the skip (undecodable) to `checks`."""
+    problem = pixel_problem(buf)
+    if problem:
+        checks.problems.add(f"{name}: {problem}")
+        return None
+    size = image_size(buf)
+    if size is None:
+        checks.skipped.append(name)
+    return size
 
 
 class RecordChecks:
@@ -82,7 +118,7 @@ class RecordChecks:
             )
 
 
-def _pack(label: np.ndarray, record_id: int, image: bytes) -> bytes:
+def pack(label: np.ndarray, record_id: int, image: bytes) -> bytes:
     return mx.recordio.pack(mx.recordio.IRHeader(len(label), label, record_id, 0), image)
 
 
@@ -95,7 +131,7 @@ class CheckedRecord:
     image: bytes
 
     def payload(self, original: bytes) -> bytes:
-        return original if self.new_label is None else _pack(self.new_label, self.record_id, self.image)
+        return original if self.new_label is None else pack(self.new_label, self.record_id, self.image)
 
 
 def check_record(checks: RecordChecks, where: str, payload: bytes, num_classes: int) -> CheckedRecord | None:
@@ -113,6 +149,10 @@ def check_record(checks: RecordChecks, where: str, payload: bytes, num_classes: 
         return None
     # MXNet's iterator needs at least one object and at most label_width values: rewrite records
     # that have none, carry padding beyond label_width, or had boxes clipped.
+    problem = pixel_problem(image)
+    if problem:
+        checks.problems.add(f"{where}: {problem}")
+        return None
     rewrite = objects.clipped or not objects.count or layout.length > checks.label_width
     return CheckedRecord(where, record_id, objects, objects.label() if rewrite else None, image)
 
@@ -151,118 +191,14 @@ def scan_recordio(
 def _copy(shards: tuple[Shard, ...], kept: dict[tuple[str, int], np.ndarray | None], dst: Path) -> None:
     """Write the kept records into one file, with their new labels where they have one."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    writer = mx.recordio.MXRecordIO(str(dst), "w")
-    try:
+    with full_disk_named(dst, PREPARING), open(dst, "wb") as out:
         for shard, record in read_shards(shards):
             key = (shard.name, record.number)
             if key not in kept:
                 continue
             label = kept[key]
             if label is None:
-                writer.write(record.payload)
+                out.write(frame(record.payload))
             else:
                 record_id, _, buf = unpack_image_record(record.payload)
-                writer.write(_pack(label, record_id, buf))
-    finally:
-        writer.close()
-
-
-# ---- images + JSON ---------------------------------------------------------------------------------
-
-
-def find_images(directory: Path) -> list[Path]:
-    """Every image under a channel directory, by path."""
-    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def _read_json(path: Path) -> tuple[object, str | None]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"is not valid JSON ({exc})"
-
-
-class _ImageIndex:
-    """The images of a channel, looked up by path (the annotation's `file`) or by stem."""
-
-    def __init__(self, directory: Path):
-        self.root = directory.resolve()
-        self.images = find_images(directory)
-        self.by_stem: dict[str, list[Path]] = {}
-        for image in self.images:
-            self.by_stem.setdefault(image.stem, []).append(image)
-
-    def find(self, annotation: Path, annotation_dir: Path, file: str | None) -> Path | str:
-        """The image an annotation belongs to, or why none can be found."""
-        if file:
-            candidate = (self.root / file).resolve()
-            if candidate.is_file() and self.root in candidate.parents:
-                return candidate
-        stem = Path(file).stem if file else annotation.stem
-        matches = self.by_stem.get(stem, [])
-        if len(matches) > 1:  # prefer the image in the folder that mirrors the annotation's
-            relative = annotation.parent.relative_to(annotation_dir)
-            matches = [m for m in matches if m.parent.relative_to(self.root) == relative] or matches
-        if len(matches) == 1:
-            return matches[0].resolve()
-        if matches:
-            return f"several images are named {stem}.*: " + ", ".join(
-                str(m.relative_to(self.root)) for m in matches
-            )
-        named = f"'file' {file!r} is not in the channel and no" if file else "no"
-        return f"{named} image named {stem}.jpg/.jpeg/.png was found"
-
-
-def pack_annotated_images(
-    image_dir: Path, annotation_dir: Path, channel: str, num_classes: int, label_width: int, scratch: Path
-) -> PreparedDetection:
-    """Pair each JSON annotation with its image, check both, and pack them into one .rec."""
-    annotation_channel = f"{channel}_annotation"
-    checks = RecordChecks(channel, label_width)
-    index = _ImageIndex(image_dir)
-    used: set[Path] = set()
-    good: list[tuple[Objects, Path]] = []
-    annotations = sorted(p for p in annotation_dir.rglob("*.json") if p.is_file())
-    for path in annotations:
-        where = f"{annotation_channel}/{path.relative_to(annotation_dir)}"
-        doc, problem = _read_json(path)
-        if problem:
-            checks.problems.add(f"{where}: {problem}")
-            continue
-        file = doc.get("file") if isinstance(doc, dict) and isinstance(doc.get("file"), str) else None
-        image = index.find(path, annotation_dir, file)
-        if isinstance(image, str):
-            checks.problems.add(f"{where}: annotation without image in the {channel} channel: {image}")
-            continue
-        if image in used:
-            checks.problems.add(f"{where}: image {image.relative_to(index.root)} is annotated twice")
-            continue
-        used.add(image)
-        size = image_size(image.read_bytes())
-        if size is None:
-            checks.skipped.append(f"{channel}/{image.relative_to(index.root)}")
-            continue
-        objects, _ = parse_annotation(doc, num_classes, size)
-        if not checks.objects_ok(f"{where}", objects) or not checks.width_ok(
-            where, len(objects.label()), objects.count
-        ):
-            continue
-        checks.count(objects)
-        good.append((objects, image))
-    for image in index.images:
-        if image.resolve() not in used:
-            checks.problems.add(
-                f"{channel}/{image.relative_to(image_dir)}: image without annotation: add "
-                f'{annotation_channel}/{image.stem}.json (an image without objects has "annotations": [])'
-            )
-    source = f"{channel} + {annotation_channel}"
-    checks.finish(len(good), source, len(annotations))
-    rec = scratch / f"{channel}.rec"
-    rec.parent.mkdir(parents=True, exist_ok=True)
-    writer = mx.recordio.MXRecordIO(str(rec), "w")
-    try:
-        for i, (objects, image) in enumerate(good):
-            writer.write(_pack(objects.label(), i, image.read_bytes()))
-    finally:
-        writer.close()
-    return PreparedDetection(channel, source, rec, len(good), checks.skipped, checks.clipped, checks.empty)
+                out.write(frame(pack(label, record_id, buf)))

@@ -46,9 +46,14 @@ PARAMS = (
     Param(
         "image_shape",
         INTEGER,
-        "Side of the square the input images are rescaled to; 300 and 512 work best.",
+        "Side of the square the input images are rescaled to; 300 and 512 work best. At most 2048: "
+        "MXNet's CPU convolutions crash on some larger inputs (4092 and 4096 measured), and one image "
+        "of 2048 already needs about 10 GB to train. On CPU hosts a job whose mini_batch_size x "
+        "image_shape^2 needs more memory than the host has (about 2.2 KB per pixel with resnet-50, "
+        "2.6 KB with vgg-16) is refused before training.",
         default=300,
         low=300,
+        high=2048,
     ),
     common.epochs(30),
     Param(
@@ -63,9 +68,11 @@ PARAMS = (
         "label_width",
         INTEGER,
         "Padded label width shared by training and validation data; at least 5 x the most objects in "
-        "one image + 2 (header).",
+        "one image + 2 (header). At most 10000 (1999 objects): every image's label is padded to it in "
+        "every batch (at 10^9 the iterator's allocation crashed).",
         default=350,
         low=7,  # the 2 header values and one object's 5 numbers
+        high=10000,
     ),
     _open01("learning_rate", "Initial learning rate.", 0.001, high_open=False, tunable=True),
     _open01(

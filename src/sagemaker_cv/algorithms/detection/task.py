@@ -28,12 +28,12 @@ from sagemaker_cv.algorithms.detection.stream import DetectionStream, StreamSpec
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.files import write_text_atomic
-from sagemaker_cv.contract.job import Job
 from sagemaker_cv.inputs.pipe import PipeSettings
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params, load_exported
-from sagemaker_cv.training.gluon_task import GluonTask, skipped_note
+from sagemaker_cv.training.gluon_task import GluonTask
 from sagemaker_cv.training.incremental import PREPARED_KEY
+from sagemaker_cv.training.job import Job
 from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.task import Metrics, Prepared
 
@@ -55,20 +55,11 @@ class DetectionTask(GluonTask):
 
     def check_data(self) -> Prepared:
         hp = self.hp
-        prepared: dict[str, PreparedDetection] = {}
-        problems: list[str] = []
-        for split in data.SPLITS:  # both splits are checked, so that one error lists every problem
-            if split in self.inputs.streams:
-                self.log_streamed(split)
-                continue
+
+        def prepare(split: str) -> PreparedDetection:
             if self.inputs.format == "images":
                 log.info("Creating record files for %s and %s_annotation", split, split)
-            try:
-                p = data.prepare(self.inputs, split, hp.num_classes, hp.label_width, self.scratch / "data")
-            except ClientError as exc:
-                problems.extend(exc.problems)
-                continue
-            prepared[split] = p
+            p = data.prepare(self.inputs, split, hp.num_classes, hp.label_width, self.scratch / "data")
             if p.clipped:
                 log.warning(
                     "%s: %d box(es) stuck out of their image slightly and were clipped to it",
@@ -77,18 +68,9 @@ class DetectionTask(GluonTask):
                 )
             if p.empty:
                 log.info("%s: %d image(s) without objects (they train as background)", p.source, p.empty)
-        if problems:
-            raise ClientError(problems)
-        if "train" in prepared:
-            train = prepared["train"]
-            self.check_training_count(train.source, train.count)
-        notes = tuple(
-            skipped_note(p.source, len(p.skipped), p.skipped) for p in prepared.values() if p.skipped
-        )
-        for note in notes:
-            log.warning(note)
-        counts = {split: p.count for split, p in prepared.items()}
-        return Prepared(counts, notes, {**prepared, **self.inputs.streams})
+            return p
+
+        return self.check_splits(data.SPLITS, self.inputs.streams, prepare)
 
     # ---- network -------------------------------------------------------------------------------
 
@@ -331,7 +313,8 @@ class DetectionTask(GluonTask):
             rows = [self.export_block(x) for (x,) in self.split(batch.data[0])]
             found = mx.nd.concat(*[r.as_in_context(mx.cpu()) for r in rows], dim=0)[:keep].asnumpy()
             boxes, ids = ground_truth(batch.label[0].asnumpy()[:keep], 1.0)
-            metric.update(found, boxes, ids[:, :, 0])
+            difficult = data.difficult_flags(self.val_records, batch, keep, ids.shape[1])
+            metric.update(found, boxes, ids[:, :, 0], difficult)
         return [("mAP", metric.value())]
 
     def save(self, epoch_number: int) -> list[Path]:
@@ -342,7 +325,7 @@ class DetectionTask(GluonTask):
         sym_path, params_path = export_symbol_params(self.export_block, model_dir / archive.PREFIX, 0, ctx)
         hyperparams = model_dir / "hyperparams.json"
         write_text_atomic(hyperparams, json.dumps(self.hyperparameter_strings()))
-        return [sym_path, params_path, hyperparams]
+        return [sym_path, params_path, hyperparams, *data.write_class_map(self.inputs, model_dir)]
 
     def save_state(self, directory: Path) -> list[Path]:
         self.check_divergence()

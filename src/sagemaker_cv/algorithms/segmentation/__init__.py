@@ -20,9 +20,12 @@ ALGORITHM = Algorithm(
         Pretrained("backbone=resnet-50", "resnet50_v1s"),
         Pretrained("backbone=resnet-101", "resnet101_v1s"),
     ),
+    example="sagemaker_cv.tools.segmentation_demo",
     model_marker=archive.MODEL,
     predictor="sagemaker_cv.algorithms.segmentation.predict:load",
+    evaluation="sagemaker_cv.algorithms.segmentation.evaluation:evaluate",
     artifacts=("model_algo-1", "model_algo-1-symbol.json", "model_algo-1-*.params", "hyperparams.json"),
+    limits="sagemaker_cv.algorithms.segmentation.limits:problems",
     # The network's shape follows from these (crop_size fixes the heads' resizes).
     incremental=Incremental(
         keys=archive.KEYS, facts="sagemaker_cv.algorithms.segmentation.archive:archive_facts"

@@ -34,7 +34,8 @@ def model_file(directory: Path) -> Path:
 
 
 def archive_facts(directory: Path) -> dict[str, Any]:
-    from sagemaker_cv.training.incremental import facts_from_hyperparameters
+    from sagemaker_cv.algorithms.facts import facts_from_hyperparameters
+    from sagemaker_cv.algorithms.segmentation.schema import SCHEMA
 
     model_file(directory)
-    return facts_from_hyperparameters(directory, NAME, KEYS)
+    return facts_from_hyperparameters(directory, SCHEMA, KEYS)

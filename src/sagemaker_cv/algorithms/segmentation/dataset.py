@@ -9,12 +9,15 @@ with the file, the offending value and where it is:
   differ, an image and mask of different sizes, an image without mask or a mask without image:
   ClientError;
 * a file that is not a readable image (a README, a nested folder's listing, a corrupt JPEG):
-  skipped with a warning, as the built-in does.
+  skipped with a warning, as the built-in does;
+* a file that cannot be read at all (permissions, a FIFO, a symlink leaving the channel or looping,
+  a directory that cannot be listed), or an image or mask larger than MAX_IMAGE_PIXELS (read from
+  its header, before decoding): ClientError.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,9 +38,16 @@ from sagemaker_cv.algorithms.segmentation.labels import (
 )
 from sagemaker_cv.contract import files
 from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.inputs.images import Header, read_header
 
 MAX_PROBLEMS = 12
 LABEL_MAP_LIMIT = 1 << 20
+#: Validation with validation_mini_batch_size=1 runs the network on each image at its own size.
+#: MXNet 1.9.1's CPU 1x1 convolutions crash (SIGFPE) on some feature maps of 512x512 and more
+#: (measured: the ResNet's first stage, at a quarter of the image's side, on 4096x2048 images),
+#: and such an image needs about 0.8 KB per pixel to validate: images and masks may have at most
+#: 2^22 pixels (2048x2048), which keeps every feature map below 512x512.
+MAX_IMAGE_PIXELS = 1 << 22
 
 
 class Unreadable(Exception):
@@ -77,7 +87,7 @@ def decode_mask(source: Path | BinaryIO, name: str) -> tuple[np.ndarray, str | N
             img.load()
             mode = img.mode
             array = np.asarray(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise Unreadable(name) from exc
     if mode == "1":
         array = array.astype(np.uint8)
@@ -90,6 +100,16 @@ def decode_mask(source: Path | BinaryIO, name: str) -> tuple[np.ndarray, str | N
             return array.astype(np.int64), "holds non-integer pixel values (mode F)"
         array = array.astype(np.int64)
     return single_channel(array)
+
+
+def pixel_problem(header: Header | None) -> str | None:
+    """Why an image or mask may not be decoded: its header declares more than MAX_IMAGE_PIXELS."""
+    if header is None or header.pixels <= MAX_IMAGE_PIXELS:
+        return None
+    return (
+        f"is {header.describe()}, more than the {MAX_IMAGE_PIXELS:,} pixels (2048x2048) an image or mask may "
+        "have; downscale the image and its mask alike, or cut both into tiles"
+    )
 
 
 def mask_defect(
@@ -128,9 +148,9 @@ def load_label_maps(directory: Path | None, num_classes: int) -> LabelMaps:
     """train_label_map.json / validation_label_map.json from the label_map channel. A split without
     its file uses the other split's map, or the default {"scale": 1} when there is none."""
     found: dict[str, LabelMap] = {}
-    problems, notes = [], []
-    present = (
-        sorted(p for p in directory.rglob("*") if p.is_file()) if directory and directory.is_dir() else []
+    notes = []
+    present, problems = (
+        files.channel_files(directory, "label_map") if directory and directory.is_dir() else ([], [])
     )
     for path in present:
         split = {"train_label_map.json": "train", "validation_label_map.json": "validation"}.get(path.name)
@@ -142,12 +162,9 @@ def load_label_maps(directory: Path | None, num_classes: int) -> LabelMaps:
         name = f"label_map/{path.name}"
         try:
             # A BOM (Windows editors write one) is fine; a file over 1 MiB is no label map.
-            text = files.read_text(path, name, limit=LABEL_MAP_LIMIT)
-            found[split] = parse_label_map(json.loads(text), num_classes)
+            found[split] = parse_label_map(files.read_json(path, name, limit=LABEL_MAP_LIMIT), num_classes)
         except ClientError as exc:
             problems.extend(exc.problems)
-        except json.JSONDecodeError as exc:
-            problems.append(f"label_map/{path.name}: not valid JSON ({exc})")
         except LabelMapError as exc:
             problems.append(f"label_map/{path.name}: {exc}")
     if problems:
@@ -173,15 +190,35 @@ class Split:
     def count(self) -> int:
         return len(self.samples)
 
+    @property
+    def source(self) -> str:  # for messages: the split's image channel
+        return self.name
 
-def _files(directory: Path) -> dict[str, list[Path]]:
-    """Every file under `directory` by its relative path without suffix."""
+    @property
+    def skipped_count(self) -> int:
+        return len(self.skipped)
+
+
+def _files(directory: Path, problems: list[str]) -> dict[str, list[Path]]:
+    """Every file under `directory` by its relative path without suffix; what cannot be read as a
+    file (FIFOs, symlinks leaving the channel, directories that cannot be listed) goes to `problems`."""
     by_key: dict[str, list[Path]] = {}
     if directory.is_dir():
-        for path in sorted(directory.rglob("*")):
-            if path.is_file():
-                by_key.setdefault(path.relative_to(directory).with_suffix("").as_posix(), []).append(path)
+        paths, found = files.channel_files(directory, directory.name)
+        problems.extend(found)
+        for path in paths:
+            by_key.setdefault(path.relative_to(directory).with_suffix("").as_posix(), []).append(path)
     return by_key
+
+
+def _read(path: Path, name: str) -> bytes | str:
+    """A file's bytes, or why it cannot be read or may not be decoded."""
+    try:
+        data = files.read_bytes(path, name)
+    except ClientError as exc:
+        return exc.problems[0]
+    problem = pixel_problem(read_header(data))
+    return f"{name}: {problem}" if problem else data
 
 
 def _parallel(fn: Callable, items: Iterable, threads: int | None) -> list:
@@ -199,10 +236,10 @@ def scan_split(
     threads: int | None = None,
 ) -> Split:
     """Pair, decode and check every file of one split; raise ClientError listing the defects."""
-    images, masks = _files(image_dir), _files(mask_dir)
-    image_channel, mask_channel = image_dir.name, mask_dir.name
     problems: list[str] = []
     skipped: list[str] = []
+    images, masks = _files(image_dir, problems), _files(mask_dir, problems)
+    image_channel, mask_channel = image_dir.name, mask_dir.name
 
     def shown(path: Path, root: Path) -> str:
         return f"{root.name}/{path.relative_to(root).as_posix()}"
@@ -213,15 +250,22 @@ def scan_split(
                 names = " and ".join(shown(p, root) for p in paths)
                 problems.append(f"{names}: several files with the same name stem; keep one")
 
-    def image_size(path: Path) -> tuple[int, int] | None:
+    # Each check returns its result, None for a file that is not an image (skipped), or a problem.
+    def image_size(path: Path) -> tuple[int, int] | str | None:
+        data = _read(path, shown(path, image_dir))
+        if isinstance(data, str):
+            return data
         try:
-            return read_image(path).shape[:2]
+            return decode_image(data, str(path)).shape[:2]
         except Unreadable:
             return None
 
-    def mask_check(path: Path) -> tuple[tuple[int, int], str | None] | None:
+    def mask_check(path: Path) -> tuple[tuple[int, int], str | None] | str | None:
+        data = _read(path, shown(path, mask_dir))
+        if isinstance(data, str):
+            return data
         try:
-            values, channel_problem = read_mask(path)
+            values, channel_problem = decode_mask(io.BytesIO(data), str(path))
         except Unreadable:
             return None
         return values.shape[:2], mask_defect(values, channel_problem, label_map, num_classes)
@@ -230,10 +274,17 @@ def scan_split(
     mask_keys = [k for k, v in masks.items() if len(v) == 1]
     sizes = dict(zip(image_keys, _parallel(lambda k: image_size(images[k][0]), image_keys, threads)))
     checks = dict(zip(mask_keys, _parallel(lambda k: mask_check(masks[k][0]), mask_keys, threads)))
+    for found in (sizes, checks):
+        for key, result in list(found.items()):
+            if isinstance(result, str):  # not read: named, and the file taken as absent
+                problems.append(result)
+                del found[key]
 
     samples = []
     for key in image_keys:
         image = images[key][0]
+        if key not in sizes:
+            continue
         if sizes[key] is None:
             skipped.append(shown(image, image_dir))
             continue
@@ -254,6 +305,8 @@ def scan_split(
             samples.append((image, mask))
     for key in mask_keys:
         mask = masks[key][0]
+        if key not in checks:
+            continue
         if checks[key] is None:
             skipped.append(shown(mask, mask_dir))
             if key in sizes and sizes[key] is not None:

@@ -42,10 +42,13 @@ class LabelMap:
         if self.scale is not None:
             classes = values // self.scale
         else:
-            table = np.full(max(int(values.max(initial=0)) + 1, IGNORE + 1), -1, dtype=np.int64)
+            # A map's pixel values are below 255: one entry per 8-bit value, and every value
+            # outside 0..255 maps to no class (a table up to the mask's largest value would take
+            # 16 GB for one 32-bit pixel at 2e9).
+            table = np.full(IGNORE + 1, -1, dtype=np.int64)
             for pixel, cls in self.pixels:
                 table[pixel] = cls
-            classes = table[np.clip(values, 0, None)]
+            classes = np.where((values >= 0) & (values <= IGNORE), table[np.clip(values, 0, IGNORE)], -1)
         bad = ~ignore & ((classes < 0) | (classes >= num_classes) | (values < 0))
         out = np.where(ignore, IGNORE, np.clip(classes, 0, IGNORE)).astype(np.uint8)
         if not bad.any():
@@ -77,26 +80,29 @@ DEFAULT = LabelMap(DEFAULT_SPEC, scale=1)
 def _integer(value: Any, what: str) -> int:
     """A JSON number or numeric string that is a whole number ("3", 3, 3.0)."""
     if isinstance(value, bool):
-        raise LabelMapError(f"{what}={value!r}: expected an integer")
+        raise LabelMapError(f"{what}={value!r:.40}: expected an integer")
     if isinstance(value, str):
         text = value.strip()
         try:
             number = float(text)
         except ValueError:
-            raise LabelMapError(f"{what}={value!r}: expected an integer") from None
+            raise LabelMapError(f"{what}={value!r:.40}: expected an integer") from None
     elif isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise LabelMapError(f"{what}={value!r:.40}: expected an integer of a sensible size") from None
     else:
-        raise LabelMapError(f"{what}={value!r}: expected an integer")
+        raise LabelMapError(f"{what}={value!r:.40}: expected an integer")
     if not number.is_integer():
-        raise LabelMapError(f"{what}={value!r}: expected an integer")
+        raise LabelMapError(f"{what}={value!r:.40}: expected an integer")
     return int(number)
 
 
 def parse_label_map(spec: Any, num_classes: int) -> LabelMap:
     """Validate a decoded label-map JSON object; raise LabelMapError naming the problem."""
     if not isinstance(spec, dict):
-        raise LabelMapError(f'expected a JSON object {{"scale": k}} or {{"map": {{...}}}}, got {spec!r}')
+        raise LabelMapError(f'expected a JSON object {{"scale": k}} or {{"map": {{...}}}}, got {spec!r:.80}')
     keys = set(spec)
     if keys == {"scale"}:
         scale = _integer(spec["scale"], "scale")
@@ -112,17 +118,17 @@ def parse_label_map(spec: Any, num_classes: int) -> LabelMap:
 
 def _pixels(mapping: Any, num_classes: int) -> tuple[tuple[int, int], ...]:
     if not isinstance(mapping, dict) or not mapping:
-        raise LabelMapError(f'"map" must be a non-empty object {{"class": pixel value}}, got {mapping!r}')
+        raise LabelMapError(f'"map" must be a non-empty object {{"class": pixel value}}, got {mapping!r:.80}')
     pairs: dict[int, int] = {}
     for key, value in mapping.items():
         cls = _integer(key, "map key (class index)")
         if not 0 <= cls < num_classes:
-            raise LabelMapError(f"map key {key!r}: class index outside [0, {num_classes - 1}]")
+            raise LabelMapError(f"map key {key!r:.40}: class index outside [0, {num_classes - 1}]")
         pixel = _integer(value, f"map[{key!r}] (pixel value)")
         if pixel == IGNORE:
             raise LabelMapError(f"map[{key!r}]=255: 255 is reserved for 'ignore'")
         if not 0 <= pixel < IGNORE:
-            raise LabelMapError(f"map[{key!r}]={value!r}: pixel value outside [0, 254]")
+            raise LabelMapError(f"map[{key!r:.40}]={value!r:.40}: pixel value outside [0, 254]")
         if pixel in pairs:
             raise LabelMapError(f"pixel value {pixel} is given to classes {pairs[pixel]} and {cls}")
         pairs[pixel] = cls

@@ -35,18 +35,26 @@ PARAMS = (
     Param(
         "base_size",
         INTEGER,
-        "Training images are rescaled so the long side is base_size x a random factor in [0.5, 2.0].",
+        "Training images are rescaled so the long side is base_size x a random factor in [0.5, 2.0]. "
+        "At most 2048: every loader thread holds one image rescaled to a long side of up to 2 x base_size "
+        "(4096x4096 x 4 bytes = 64 MB at 2048).",
         default=520,
         low=16,
         low_open=True,
+        high=2048,
     ),
     Param(
         "crop_size",
         INTEGER,
-        "Side of the square training crop; rounded up to a multiple of 8.",
+        "Side of the square training crop; rounded up to a multiple of 8. At most 2048: MXNet's CPU "
+        "convolutions crash (SIGFPE) on some feature maps of 512x512 and more (the network's first stage "
+        "works at a quarter of the crop), and a crop of 2048 needs about 22 GB per image to train with fcn. "
+        "On CPU hosts a job whose mini_batch_size x crop_size^2 needs more memory than the host has (from "
+        "about 5 KB per pixel with fcn) is refused before training.",
         default=480,
         low=16,
         low_open=True,
+        high=2048,
     ),
     *common.early_stopping("validation mIOU", min_epochs=5, patience=4, min_epochs_low=0),
     common.epochs(30),

@@ -29,6 +29,7 @@ from sagemaker_cv.algorithms.segmentation.dataset import (
     decode_image,
     decode_mask,
     mask_defect,
+    pixel_problem,
     size_mismatch,
 )
 from sagemaker_cv.algorithms.segmentation.labels import DEFAULT, LabelMap
@@ -37,6 +38,7 @@ from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.config import Channel
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.inputs import manifest
+from sagemaker_cv.inputs.images import read_header
 from sagemaker_cv.inputs.pipe import PipeSample, PipeSettings
 from sagemaker_cv.inputs.recordio import iter_payloads
 from sagemaker_cv.inputs.spool import Chunk
@@ -172,6 +174,10 @@ class SegmentationStream(RecordStream):
         image_at, mask_at = (manifest.where(source, index, layout, i) for i in (0, 1))
         manifest.check_image(image, image_at)
         manifest.check_png(mask, mask_at)
+        for raw, at in ((image, image_at), (mask, mask_at)):
+            problem = pixel_problem(read_header(raw))
+            if problem:
+                raise ClientError(f"{at}: {problem}")
         try:
             image_size = decode_image(image, image_at).shape
         except Unreadable:

@@ -13,7 +13,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from sagemaker_cv.algorithms.segmentation import archive, inputs
+from sagemaker_cv.algorithms.segmentation import archive, data
 from sagemaker_cv.algorithms.segmentation.loader import (
     SegmentationSamples,
     train_loader,
@@ -29,12 +29,12 @@ from sagemaker_cv.algorithms.segmentation.transforms import round_up8
 from sagemaker_cv.contract import logs
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.files import atomic_path, write_text_atomic
-from sagemaker_cv.contract.job import Job
 from sagemaker_cv.inputs.pipe import PipeSettings
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params
 from sagemaker_cv.training.gluon_task import GluonTask
 from sagemaker_cv.training.incremental import PREPARED_KEY
+from sagemaker_cv.training.job import Job
 from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.task import Metrics, Prepared
 
@@ -57,7 +57,7 @@ class SegmentationTask(GluonTask):
         )
         if hp._logging_frequency:
             self.log_interval = hp._logging_frequency
-        self.paths = inputs.resolve(job.channels, job.paths)
+        self.paths = data.resolve(job.channels, job.paths)
         # SyncBatchNorm makes the devices meet inside every BatchNorm: one device needs none.
         self.sync_devices = plan.count if hp.syncbn and plan.count > 1 else 0
 
@@ -65,32 +65,27 @@ class SegmentationTask(GluonTask):
 
     def check_data(self) -> Prepared:
         hp = self.hp
-        maps = inputs.label_maps(self.paths, hp.num_classes)
-        splits, streams, problems = {}, {}, []
+        maps = data.label_maps(self.paths, hp.num_classes)
         # Only the first worker validates, so only it needs the validation data checked.
-        for split in ("train", "validation") if self.validates else ("train",):
-            log.info(label_map_line(split, getattr(maps, split).spec))
-            if split in self.paths.streams:
-                self.log_streamed(split)
-                streams[split] = replace(self.paths.streams[split], label_map=getattr(maps, split))
-                continue
-            try:
-                splits[split] = inputs.scan(
-                    self.paths, split, getattr(maps, split), hp.num_classes, hp._workers
-                )
-            except ClientError as exc:  # report both splits' defects at once
-                problems.extend(exc.problems)
-        if problems:
-            raise ClientError(problems)
-        if "train" in splits:
-            self.check_training_count("train", splits["train"].count)
-        for s in splits.values():
-            for shown in s.skipped[:20]:
+        splits = ("train", "validation") if self.validates else ("train",)
+        streams = {
+            split: replace(spec, label_map=getattr(maps, split))
+            for split, spec in self.paths.streams.items()
+            if split in splits
+        }
+
+        def prepare(split: str):
+            scanned = data.scan(self.paths, split, getattr(maps, split), hp.num_classes, hp._workers)
+            for shown in scanned.skipped[:20]:
                 log.warning("%s is not a readable image file", shown)
-        notes = tuple(inputs.skipped_note(s) for s in splits.values() if s.skipped)
-        for note in notes:
-            log.warning(note)
-        return Prepared({name: s.count for name, s in splits.items()}, notes, {**splits, **streams})
+            return scanned
+
+        for split in splits:
+            log.info(label_map_line(split, getattr(maps, split).spec))
+        return self.check_splits(splits, streams, prepare)
+
+    def skipped_note(self, prepared) -> str:
+        return data.skipped_note(prepared)
 
     # ---- network -------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sagemaker_cv.contract.environment import JobSettings
 from sagemaker_cv.contract.errors import ClientError
 
 ENV = "SAGEMAKER_CV_EXPORT_ONNX"
@@ -129,12 +130,7 @@ class JobExport:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> JobExport:
-        raw = environ.get(ENV, "").strip()
-        if raw.lower() in ("", "0", "false", "no"):
-            return cls(False)
-        if raw.lower() in ("1", "true", "yes"):
-            return cls(True)
-        raise ClientError(f"{ENV}={raw!r}: expected 1 (write model.onnx into the model directory) or 0")
+        return cls(JobSettings.from_env(environ).export_onnx)
 
     def check(self) -> None:
         """Before training: a missing package fails the job in seconds, not after the last epoch."""
@@ -148,7 +144,7 @@ class JobExport:
         model_dir = job.paths.model_dir
         log.info("%s=1: exporting the model to %s", ENV, model_dir / MODEL_FILE)
         pictures = job_pictures(job.paths)
-        export(model_dir, model_dir / MODEL_FILE, algorithm=job.algorithm, images=pictures, say=log.info)
+        export(model_dir, model_dir / MODEL_FILE, algorithm=job.algorithm.name, images=pictures, say=log.info)
 
 
 def job_pictures(paths, count: int = 2) -> tuple[Path, ...]:

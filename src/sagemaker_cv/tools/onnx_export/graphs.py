@@ -129,26 +129,20 @@ def _detection(model: TrainedModel, size, dynamic_size: bool) -> Graph:
 
 
 def _segmentation(model: TrainedModel, size, dynamic_size: bool) -> Graph:
-    from sagemaker_cv.algorithms.segmentation.network import WholeImage, segmentation_network
-
     if dynamic_size:
         raise ClientError(
             "semantic-segmentation: --dynamic-size: the graph resizes its scores to the input's size "
             "(_contrib_BilinearResize2D, mode 'like'), which MXNet's ONNX exporter converts only for "
             "sizes known at export (mode 'size'); export at one size with --size H,W"
         )
-    keys = ("algorithm", "backbone", "num_classes", "crop_size")
-    algorithm, backbone, num_classes, crop_size = (_hyperparameter(model, k) for k in keys)
-    model_file = _file(model.directory, r"model_algo-1", "model_algo-1 (the GluonCV parameters)")
-    net = segmentation_network(algorithm, backbone, num_classes, crop_size, pretrained=False, ctx=[mx.cpu()])
-    try:
-        net.model.load_parameters(str(model_file), ctx=mx.cpu())
-    except (mx.base.MXNetError, AssertionError, ValueError) as exc:
-        raise ClientError(
-            f"model {model_file}: does not fit {algorithm} {backbone} with {num_classes} classes "
-            f"(hyperparams.json): {str(exc)[:200]}"
-        ) from None
-    whole = WholeImage(net)
+    # The network serving rebuilds from model_algo-1 and hyperparams.json (a built-in's model has
+    # no graph beside it, and the graph's resizes are fixed here anyway).
+    from sagemaker_cv.algorithms.segmentation.predict import gluoncv_network, network_facts
+    from sagemaker_cv.algorithms.segmentation.transforms import round_up8
+
+    facts = network_facts(model)
+    crop_size = round_up8(facts["crop_size"])
+    whole = gluoncv_network(model, facts, mx.cpu())
     any_size = whole(mx.sym.var("data"))
     named = {p.name: p.data(mx.cpu()) for p in whole.collect_params().values()}
     params = {k: named[k] for k in any_size.list_inputs() if k != "data"}

@@ -1,19 +1,25 @@
-"""Everything a training job is told, read once at the edge and validated as a whole."""
+"""Everything a training job is told, read once at the edge and validated as a whole.
+
+The job carries its algorithm's record (`algorithms.record.Algorithm`), resolved once by the entry
+point: nothing below the algorithms looks an algorithm up by name again."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sagemaker_cv import algorithms
 from sagemaker_cv.contract import config as env
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.schema import Context, HyperParameters
 
+if TYPE_CHECKING:  # the record's type only: the job is handed the record, never the registry
+    from sagemaker_cv.algorithms.record import Algorithm
+
 
 @dataclass(frozen=True)
 class Job:
-    algorithm: str
+    algorithm: Algorithm
     paths: MLPaths
     hyperparameters: HyperParameters
     resource: env.ResourceConfig
@@ -24,9 +30,9 @@ class Job:
     seed: int = 0  # every random draw derives from it (training.seeding); set by the runner
 
 
-def load_job(paths: MLPaths, algorithm: str, num_gpus: int) -> Job:
+def load_job(paths: MLPaths, algorithm: Algorithm, num_gpus: int) -> Job:
     """Read and validate the config files; every problem found goes into one ClientError."""
-    schema = algorithms.get(algorithm).schema
+    schema = algorithm.schema
     if not paths.config_dir.is_dir():
         # Otherwise every missing file reads as "not given", and the job blames a missing num_classes.
         raise ClientError(
