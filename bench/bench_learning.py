@@ -32,9 +32,10 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 
-from sagemaker_cv.contract.job import load_job
+from sagemaker_cv import algorithms
 from sagemaker_cv.contract.paths import MLPaths
 from sagemaker_cv.training.devices import plan_devices
+from sagemaker_cv.training.job import load_job
 from sagemaker_cv.training.seeding import derive, seed_all
 
 
@@ -89,7 +90,9 @@ def detection(args) -> tuple[list[float], list[float]]:
     seed_all(args.seed)
     with quiet():
         task = DetectionTask(
-            load_job(MLPaths(root), "object-detection", num_gpus=0), plan_devices(0), work / "ours"
+            load_job(MLPaths(root), algorithms.get("object-detection"), num_gpus=0),
+            plan_devices(0),
+            work / "ours",
         )
         prepared = task.check_data()
         task.setup(prepared)
@@ -187,7 +190,9 @@ def segmentation(args) -> tuple[list[float], list[float]]:
     seed_all(args.seed)
     with quiet():
         task = SegmentationTask(
-            load_job(MLPaths(root), "semantic-segmentation", num_gpus=0), plan_devices(0), work / "ours"
+            load_job(MLPaths(root), algorithms.get("semantic-segmentation"), num_gpus=0),
+            plan_devices(0),
+            work / "ours",
         )
         task.setup(task.check_data())
     ctx = [mx.cpu()]
