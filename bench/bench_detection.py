@@ -85,7 +85,22 @@ def _ssd_step(net, trainer, loss_fn, x, cls_targets, box_targets) -> list:
 class Recipe:
     """GluonCV's train_ssd.py: per-image SSDDefaultTrainTransform with targets in DataLoader workers."""
 
-    def __init__(self, rec: Path, scratch: Path, base: str, batch: int, classes: int):
+    def __init__(
+        self,
+        rec: Path,
+        scratch: Path,
+        base: str,
+        batch: int,
+        classes: int,
+        *,
+        sgd: dict | None = None,
+        workers: int = WORKERS,
+        detector=None,
+        static: bool = True,
+    ):
+        """`sgd`: the optimizer's arguments (learning_rate, wd, momentum); `detector`: a network
+        from build_detector to train (a fresh one by default); `static`: hybridize with a static
+        graph, as train_ssd.py does (a dynamic one lets `detector.net` evaluate the same weights)."""
         from gluoncv.data import RecordFileDetection
         from gluoncv.data.batchify import Stack, Tuple
         from gluoncv.data.transforms.presets.ssd import SSDDefaultTrainTransform
@@ -94,21 +109,22 @@ class Recipe:
         write_index(scratch / "recipe.idx", [rec])
         (scratch / "recipe.rec").symlink_to(rec)
         dataset = RecordFileDetection(str(scratch / "recipe.rec"))
-        detector = build_detector(base, classes, SHAPE, pretrained=False, ctx=[mx.cpu()])
+        if detector is None:
+            detector = build_detector(base, classes, SHAPE, pretrained=False, ctx=[mx.cpu()])
         self.net = detector.ssd  # GluonCV's own SSD block: it takes the transform's normalised tensors
-        self.net(mx.nd.zeros((1, 3, SHAPE, SHAPE)))
-        self.net.hybridize(static_alloc=True, static_shape=True)
-        anchors = detector.anchors(mx.cpu())
+        self.net.hybridize(static_alloc=static, static_shape=static)
+        with autograd.train_mode():  # as train_ssd.py: the anchors of the training graph's output
+            _, _, anchors = self.net(mx.nd.zeros((1, 3, SHAPE, SHAPE)))
         self.loader = gluon.data.DataLoader(
             dataset.transform(SSDDefaultTrainTransform(SHAPE, SHAPE, anchors)),
             batch,
             shuffle=True,
             batchify_fn=Tuple(Stack(), Stack(), Stack()),
             last_batch="rollover",
-            num_workers=WORKERS,
+            num_workers=workers,
         )
         self.trainer = gluon.Trainer(
-            self.net.collect_params(), "sgd", {"learning_rate": 1e-4, "wd": 5e-4, "momentum": 0.9}
+            self.net.collect_params(), "sgd", sgd or {"learning_rate": 1e-4, "wd": 5e-4, "momentum": 0.9}
         )
         self.loss_fn = SSDMultiBoxLoss()
         self.metric = mx.metric.Loss("CrossEntropy")

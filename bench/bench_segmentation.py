@@ -82,7 +82,19 @@ class Recipe:
 
     name = "recipe"
 
-    def __init__(self, root: Path, crop: int, base: int, batch: int, workers: int):
+    def __init__(
+        self,
+        root: Path,
+        crop: int,
+        base: int,
+        batch: int,
+        workers: int,
+        *,
+        model=None,
+        sgd: dict | None = None,
+    ):
+        """`model`: a GluonCV FCN (with aux head) to train, a fresh Xavier-initialised one by
+        default; `sgd`: the optimizer's arguments (learning_rate, wd, momentum, lr_scheduler)."""
         from gluoncv.data.segbase import SegmentationDataset
         from gluoncv.loss import MixSoftmaxCrossEntropyLoss
         from gluoncv.model_zoo.fcn import FCN
@@ -117,14 +129,15 @@ class Recipe:
             dataset, batch, shuffle=True, last_batch="rollover", num_workers=workers
         )
         self.batch = batch
-        model = FCN(3, backbone="resnet50", aux=True, pretrained_base=False, crop_size=crop)
-        model.initialize(mx.init.Xavier(), ctx=[mx.cpu()])
+        if model is None:
+            model = FCN(3, backbone="resnet50", aux=True, pretrained_base=False, crop_size=crop)
+            model.initialize(mx.init.Xavier(), ctx=[mx.cpu()])
         self.net = DataParallelModel(model, [mx.cpu()], False)
         self.criterion = DataParallelCriterion(
             MixSoftmaxCrossEntropyLoss(True, aux_weight=0.5), [mx.cpu()], False
         )
         self.trainer = gluon.Trainer(
-            model.collect_params(), "sgd", {"learning_rate": 0.001, "wd": 1e-4, "momentum": 0.9}
+            model.collect_params(), "sgd", sgd or {"learning_rate": 0.001, "wd": 1e-4, "momentum": 0.9}
         )
         self.batches = iter(())
 

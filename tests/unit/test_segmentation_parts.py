@@ -297,3 +297,35 @@ def test_loss_averages_each_samples_labelled_pixels_and_weights_the_aux_head():
     assert loss == pytest.approx(expected, rel=1e-5) and loss[1] == 0
     without_aux = MixedLoss(None)(mx.nd.array(labels), mx.nd.array(main)).asnumpy()
     assert without_aux[0] == pytest.approx(cross_entropy(main, 0), rel=1e-5)
+
+
+def test_the_gradient_of_a_batch_is_the_recipes_at_the_same_learning_rate():
+    """GluonCV's recipe: MixSoftmaxCrossEntropyLoss (SoftmaxOutput, averaged over the batch's
+    labelled pixels) then trainer.step(batch); ours: per-sample means summed, then divided by
+    recipe_denominator. The same gradient for the main output, so learning_rate means the same."""
+    import mxnet as mx
+    from gluoncv.loss import MixSoftmaxCrossEntropyLoss
+    from mxnet import autograd
+
+    from sagemaker_cv.algorithms.segmentation.loss import MixedLoss, recipe_denominator
+
+    batch = 4
+    rng = np.random.default_rng(1)
+    labels = mx.nd.array(rng.integers(0, 3, (batch, 5, 6)))
+    scores = rng.normal(size=(batch, 3, 5, 6))
+
+    def gradient(loss_fn, denominator: float) -> np.ndarray:
+        x = mx.nd.array(scores)
+        x.attach_grad()
+        with autograd.record():
+            loss = loss_fn(x)
+        loss.backward()
+        return x.grad.asnumpy() / denominator  # what trainer.step(denominator) applies
+
+    recipe = gradient(lambda x: MixSoftmaxCrossEntropyLoss(aux=False)(x, labels), batch)
+    ours = gradient(lambda x: MixedLoss(None)(labels, x), recipe_denominator(batch, batch))
+    assert ours == pytest.approx(recipe, rel=1e-4, abs=1e-9)
+    # Averaged only once (the loss's per-sample mean, step(batch)), it would be `batch` times larger.
+    assert np.abs(gradient(lambda x: MixedLoss(None)(labels, x), batch)).sum() == pytest.approx(
+        batch * np.abs(recipe).sum(), rel=1e-4
+    )

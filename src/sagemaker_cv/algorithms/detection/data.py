@@ -3,9 +3,10 @@
 The built-in's two formats: RecordIO (`train`, `validation` hold one or more .rec files each, made
 by `im2rec --pack-label`) and images with one JSON annotation each (`train` + `train_annotation`,
 `validation` + `validation_annotation`); in the same image and annotation channels also a COCO
-instances file or Pascal VOC XML (`annotated`). All end as RecordIO read by MXNet's threaded
-ImageDetRecordIter, the built-in's own reader: decoding and augmentation run in C++ threads, off
-the training loop, which matters on CPUs where they cost as much as a network step.
+instances file or Pascal VOC XML (`annotated`). All end as one checked .rec per split. Training
+reads it with `loader` (decoding and GluonCV's SSD augmentation in a thread pool, off the training
+loop, which matters on CPUs where they cost as much as a network step); validation with MXNet's
+threaded ImageDetRecordIter, the built-in's own reader.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 
-from sagemaker_cv.algorithms.classification.network import IMAGENET_MEAN
 from sagemaker_cv.algorithms.detection import classes
 from sagemaker_cv.algorithms.detection.annotated import AnnotatedImages
 from sagemaker_cv.algorithms.detection.channels import CHANNELS
+from sagemaker_cv.algorithms.detection.loader import training_batches
 from sagemaker_cv.algorithms.detection.records import PreparedDetection, scan_recordio
 from sagemaker_cv.algorithms.detection.stream import StreamSpec, resolve_streams
 from sagemaker_cv.algorithms.record import unknown_channels
@@ -153,35 +154,6 @@ def difficult_flags(prepared, batch, keep: int, width: int) -> np.ndarray | None
     return flags
 
 
-# "Flip, rescale and jitter" as the built-in (MXNet's SSD example) and GluonCV's SSD preset do them:
-# colour jitter, zoom out onto a mean-coloured canvas up to 4x, crops that keep objects (minimum IoU
-# 0.1 ... 0.9 with some object, or any), random interpolation, horizontal flip.
-_SAMPLERS = (0.1, 0.3, 0.5, 0.7, 0.9, 0.0)
-TRAIN_AUGMENTATION = {
-    "random_hue_prob": 0.5,
-    "max_random_hue": 18,
-    "random_saturation_prob": 0.5,
-    "max_random_saturation": 32,
-    "random_illumination_prob": 0.5,
-    "max_random_illumination": 32,
-    "random_contrast_prob": 0.5,
-    "max_random_contrast": 0.5,
-    "rand_pad_prob": 0.5,
-    "max_pad_scale": 4.0,
-    "fill_value": round(sum(IMAGENET_MEAN) / 3),
-    "rand_crop_prob": 5 / 6,  # GluonCV picks among the five constrained crops and the whole image
-    "num_crop_sampler": len(_SAMPLERS),
-    "min_crop_scales": (0.3,) * len(_SAMPLERS),
-    "max_crop_scales": (1.0,) * len(_SAMPLERS),
-    "min_crop_aspect_ratios": (0.5,) * len(_SAMPLERS),
-    "max_crop_aspect_ratios": (2.0,) * len(_SAMPLERS),
-    "min_crop_overlaps": _SAMPLERS,
-    "max_crop_trials": (50,) * len(_SAMPLERS),
-    "rand_mirror_prob": 0.5,
-    "inter_method": 10,  # a random interpolation per image
-}
-
-
 def det_iter(
     prepared: PreparedDetection,
     *,
@@ -194,24 +166,38 @@ def det_iter(
     seed: int = 0,
     threads: int | None = None,
     shuffle: bool | None = None,
-) -> mx.io.ImageDetRecordIter:
-    """ImageDetRecordIter yielding raw 0-255 RGB pixels resized to image_shape x image_shape (the
-    network normalises its own input) and labels padded to label_width, as the built-in pads them."""
+):
+    """Batches of raw 0-255 RGB pixels resized to image_shape x image_shape (the network
+    normalises its own input) with labels padded to label_width, as the built-in pads them.
+
+    Training passes are augmented as GluonCV's SSD recipe augments (`loader`, `augment`), freshly
+    for every `seed`; validation reads with MXNet's ImageDetRecordIter, unaugmented, in order."""
+    if train:
+        return training_batches(
+            prepared.rec,
+            batch_size=batch_size,
+            image_shape=image_shape,
+            label_width=label_width,
+            seed=seed,
+            num_parts=num_parts,
+            part_index=part_index,
+            shuffle=True if shuffle is None else shuffle,
+            threads=threads,
+        )
     return mx.io.ImageDetRecordIter(
         path_imgrec=str(prepared.rec),
         data_shape=(3, image_shape, image_shape),
         batch_size=batch_size,
         label_pad_width=label_width,
-        shuffle=train if shuffle is None else shuffle,
-        round_batch=train,  # validation sees each image once; the last batch reports its pad
+        shuffle=False,
+        round_batch=False,  # validation sees each image once; the last batch reports its pad
         num_parts=num_parts,
         part_index=part_index,
-        seed=seed,
         # Never fewer decoding threads than MXNet's default (4): measured faster even on 2 cores.
         preprocess_threads=threads or max(4, os.cpu_count() or 1),
         # A new iterator is made per pass: MXNet 1.9.1 leaks the prefetch buffers beyond the first
         # of every iterator it frees (see classification's record_iter).
         prefetch_buffer=1,
         verbose=True,  # logs `ImageDetRecordIOParser: ..., label padding width: N`, as the built-in
-        **(TRAIN_AUGMENTATION if train else {"inter_method": 1}),
+        inter_method=1,
     )

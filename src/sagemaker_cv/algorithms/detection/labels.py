@@ -339,3 +339,14 @@ def ground_truth(labels: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarr
         boxes[i, : len(classes)] = corners * scale
         ids[i, : len(classes), 0] = classes
     return boxes, ids
+
+
+def record_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The objects of a checked record label `[header_width, object_width, (extra header),
+    objects..., (padding)]`: classes (n,) and corners (n, 4) as fractions, without the objects
+    MXNet's detection iterator drops (class -1, or no area: an image without objects is packed
+    with one such object)."""
+    header, width = int(values[0]), int(values[1])
+    rows = np.asarray(values[header:], dtype=np.float32).reshape(-1, width)
+    rows = rows[(rows[:, 0] >= 0) & (rows[:, 3] > rows[:, 1]) & (rows[:, 4] > rows[:, 2])]
+    return rows[:, 0].astype(np.int64), rows[:, 1:5]

@@ -1,12 +1,12 @@
 """Object detection in Pipe mode: `im2rec --pack-label` RecordIO, or an augmented manifest (image
-then Ground Truth bounding-box object), streamed through `<channel>_<n>` FIFOs, read with the same ImageDetRecordIter (decoding, augmentation, label padding) as File mode,
+then Ground Truth bounding-box object), streamed through `<channel>_<n>` FIFOs, read by the same readers (decoding, augmentation, label padding) as File mode,
 through small chunk files (`inputs.spool`, `inputs.stream.RecordStream`).
 
 The stream cannot be scanned before training, so each record's label is checked as it arrives,
 by the File-mode checks (`records.check_record`): a bad label is a ClientError naming the FIFO,
 the record (or manifest sample and attribute) and the object; a label that must change (clipped boxes, no objects, padding beyond
 label_width) is rewritten as File mode rewrites it. An undecodable image is skipped and named when
-MXNet's iterator stops on it.
+the reader stops on it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 
+from sagemaker_cv.algorithms.detection.loader import UndecodableImage
 from sagemaker_cv.algorithms.detection.records import (
     PreparedDetection,
     RecordChecks,
@@ -61,9 +62,10 @@ def resolve_streams(channels: dict[str, Channel]) -> tuple[dict[str, StreamSpec]
 
 
 class DetectionStream(RecordStream):
-    """One split's Pipe-mode channel of detection records, read by ImageDetRecordIter."""
+    """One split's Pipe-mode channel of detection records, read chunk by chunk by `make_iter`."""
 
-    recoverable = (mx.base.MXNetError,)
+    #: what the readers raise on an undecodable image: MXNet's iterator (validation), ours (training)
+    recoverable = (mx.base.MXNetError, UndecodableImage)
 
     def __init__(
         self, spec: StreamSpec, data_dir: Path, *, num_classes: int, label_width: int, make_iter, **kw
@@ -114,9 +116,7 @@ class DetectionStream(RecordStream):
             else:
                 keep.append((number, payload))
         if not skipped:
-            raise AlgorithmError(
-                f"{source}: MXNet's detection iterator failed on a chunk of the stream: {error}"
-            )
+            raise AlgorithmError(f"{source}: the detection reader failed on a chunk of the stream: {error}")
         for note in skipped:
             log.warning("Skipped an undecodable image: %s", note)
         self.skipped.extend(skipped)

@@ -20,7 +20,7 @@ from sagemaker_cv.algorithms.segmentation.loader import (
     validation_loader,
 )
 from sagemaker_cv.algorithms.segmentation.loglines import SegmentationLogLines, label_map_line, lr_setup_line
-from sagemaker_cv.algorithms.segmentation.loss import MixedLoss
+from sagemaker_cv.algorithms.segmentation.loss import MixedLoss, recipe_denominator
 from sagemaker_cv.algorithms.segmentation.metrics import Confusion
 from sagemaker_cv.algorithms.segmentation.network import WholeImage, segmentation_network
 from sagemaker_cv.algorithms.segmentation.schedule import IterationSchedule
@@ -238,6 +238,9 @@ class SegmentationTask(GluonTask):
         samples = super().train_step(batch)
         self.updates += 1
         return samples
+
+    def gradient_denominator(self, samples: int) -> float:
+        return recipe_denominator(samples, self.hp.mini_batch_size)
 
     def batch_samples(self, batch) -> int:
         return batch[0].shape[0]
