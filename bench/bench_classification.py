@@ -51,7 +51,7 @@ def ours(root: Path, steps: int, repeats: int) -> float:
         task = ClassificationTask(job, plan_devices(0), Path(scratch))
         task.setup(task.check_data())
         task.steps = steps
-        hooks = [h.EpochTimer(), h.Speedometer(20), h.Checkpointer(enabled=False)]
+        hooks = [h.EpochTimer(), h.Speedometer(20), h.ModelWriter(enabled=False)]
         engine.fit(task, hooks, epochs=1)  # warm-up: graph building, memory pools
         best = 0.0
         for _ in range(repeats):

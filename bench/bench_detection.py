@@ -63,7 +63,7 @@ class Ours:
         self.task = DetectionTask(job, plan_devices(0), scratch)
         self.prepared = self.task.check_data()
         self.task.setup(self.prepared)
-        self.hooks = [h.EpochTimer(), h.Speedometer(20), h.Checkpointer(enabled=False)]
+        self.hooks = [h.EpochTimer(), h.Speedometer(20), h.ModelWriter(enabled=False)]
 
     def run(self, steps: int) -> float:
         self.task.steps = steps
