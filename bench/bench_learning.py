@@ -117,7 +117,7 @@ def detection(args) -> tuple[list[float], list[float]]:
     recipe_block.hybridize()
 
     def mean_ap(block) -> float:
-        """task.validate's evaluation, for any exported-graph block."""
+        """task.validation_scores()'s evaluation, for any exported-graph block."""
         metric = VOC07MeanAP(0.5)
         task.val_iter.reset()
         for batch in task.val_iter:
@@ -209,7 +209,7 @@ def segmentation(args) -> tuple[list[float], list[float]]:
     recipe_whole.hybridize()
 
     def miou(whole) -> float:
-        """task.validate's evaluation (whole images, one confusion matrix), for any network."""
+        """task.validation_scores()'s evaluation (whole images, one confusion matrix), for any network."""
         confusion = Confusion(3)
         for (pixels, labels), keep in task._validation_batches():
             x = mx.nd.array(pixels[:keep], dtype=np.uint8).astype("float32").transpose((0, 3, 1, 2))
