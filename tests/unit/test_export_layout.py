@@ -54,3 +54,18 @@ def test_materialize_keeps_values_and_gradients():
     loss.backward()
     conv = net[0].weight
     assert conv.grad().abs().sum().asscalar() > 0
+
+
+def test_a_symbol_batchnorm_starts_with_batchnorms_running_statistics():
+    """GluonCV's SSD FeatureExpander is a SymbolBlock whose BatchNorm statistics (`moving_*`) have
+    no initializer of their own: the default one drew them at random, variances below zero."""
+    from sagemaker_cv.training.export import initialize_missing
+
+    data = mx.sym.var("data")
+    out = mx.sym.BatchNorm(mx.sym.Convolution(data, num_filter=8, kernel=(1, 1), name="c"), name="bn")
+    block = nn.SymbolBlock(out, data)
+    initialize_missing(block, mx.init.Uniform(0.07), mx.cpu())
+    block(mx.nd.zeros((1, 3, 4, 4)))  # shapes are known at the first forward
+    params = {name: p.data().asnumpy() for name, p in block.collect_params().items()}
+    assert np.all(params["bn_moving_mean"] == 0) and np.all(params["bn_moving_var"] == 1)
+    assert np.abs(params["c_weight"]).max() <= 0.07 and params["c_weight"].std() > 0  # the rest: `init`

@@ -171,3 +171,35 @@ def symbol_file(path: Path):
         raise ClientError(
             f"model {path.name}: not an MXNet graph ({str(exc).splitlines()[0][:200]})"
         ) from None
+
+
+# ---- the inference graph, for exporters (tools.onnx_export) ---------------------------------------
+
+#: the layouts of an inference graph's output, which an exporter's parity check compares by
+PROBABILITIES = "class probabilities (batch, classes)"
+DETECTIONS = "detections (batch, rows, [class, score, xmin, ymin, xmax, ymax])"
+PIXEL_PROBABILITIES = "class probabilities per pixel (batch, classes, height, width)"
+
+
+@dataclass(frozen=True)
+class ExportGraph:
+    """A model's inference graph as an exporter takes it: an MXNet symbol with input `data`
+    (float32 NCHW RGB 0-255, normalised inside), its parameters (no arg:/aux: prefix), the input
+    size to export at, whether any size is meant, and the layout of its output."""
+
+    symbol: Any
+    params: dict
+    size: tuple[int, int]
+    dynamic_size: bool
+    output: str  # one of the layouts above
+
+
+def load_params(path: Path) -> dict:
+    """An exported graph's parameters by name (MXNet's `arg:`/`aux:` prefixes dropped)."""
+    import mxnet as mx
+
+    try:
+        saved = mx.nd.load(str(path))
+    except mx.base.MXNetError as exc:
+        raise ClientError(f"model {path.name}: cannot be read ({str(exc)[:200]})") from None
+    return {k.split(":", 1)[-1]: v for k, v in saved.items()}

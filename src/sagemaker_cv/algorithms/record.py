@@ -90,6 +90,9 @@ class Algorithm:
     #: an `inference.ImagePredictor` (request bytes in, the built-in's response bytes out); None
     #: while the algorithm cannot serve
     predictor: str | None = None
+    #: "module:function" giving an exporter (`export-onnx`) the model's inference graph:
+    #: (TrainedModel, size, dynamic_size) -> inference.ExportGraph; None: no export
+    exporter: str | None = None
     #: "module:function" giving `sagemaker-cv evaluate` its per-class figures: a set-up Task whose
     #: validation data is the channel evaluated -> {"figures", "classes", ...}; None: no evaluation
     evaluation: str | None = None
@@ -119,6 +122,16 @@ class Algorithm:
             )
         module, _, cls = self.task.partition(":")
         return getattr(importlib.import_module(module), cls)
+
+    def export_graph(self, model, size, dynamic_size: bool):
+        """The model's inference graph for an exporter (`inference.ExportGraph`), from the
+        algorithm's `exporter`; a ClientError when the algorithm has none."""
+        if self.exporter is None:
+            raise ClientError(
+                f"algorithm {self.name!r}: export is not available in this version of the image"
+            )
+        module, _, function = self.exporter.partition(":")
+        return getattr(importlib.import_module(module), function)(model, size, dynamic_size)
 
     def evaluate(self, task) -> dict:
         """The per-class figures of `task`'s model on its validation data (`sagemaker-cv evaluate`)."""

@@ -60,11 +60,20 @@ def load_pretrained(block: HybridBlock, name: str, ctx, required: Callable[[str]
         raise ClientError(f"pretrained weights {path}: do not fit {name} ({str(exc)[:200]})") from None
 
 
+#: Symbol BatchNorm's running statistics (`moving_*`, as in GluonCV's SSD FeatureExpander, a
+#: SymbolBlock): unlike Gluon's BatchNorm they carry no initializer of their own, so a default
+#: initializer would draw them at random (measured: Uniform gave moving variances down to -0.07,
+#: which stay negative for dozens of updates and make inference NaN in those channels).
+MOVING_STATISTICS = {"moving_mean": mx.init.Zero(), "moving_var": mx.init.One()}
+
+
 def initialize_missing(block: HybridBlock, init, ctx) -> None:
-    """Initialise the parameters that hold no value yet (loaded ones are kept)."""
-    for param in block.collect_params().values():
+    """Initialise the parameters that hold no value yet (loaded ones are kept): each with its own
+    initializer, running statistics as BatchNorm starts them, the rest with `init`."""
+    for name, param in block.collect_params().items():
         if param._data is None:
-            param.initialize(ctx=ctx, default_init=init)
+            statistic = next((v for k, v in MOVING_STATISTICS.items() if name.endswith(k)), None)
+            param.initialize(init=statistic, ctx=ctx, default_init=init)
 
 
 def init_trainer(trainer) -> None:

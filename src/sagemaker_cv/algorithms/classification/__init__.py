@@ -19,6 +19,7 @@ ALGORITHM = Algorithm(
     example="sagemaker_cv.tools.demo",
     model_marker="image-classification-symbol.json",
     predictor="sagemaker_cv.algorithms.classification.predict:load",
+    exporter="sagemaker_cv.algorithms.classification.predict:export_graph",
     evaluation="sagemaker_cv.algorithms.classification.evaluation:evaluate",
     artifacts=("image-classification-*.params", "image-classification-symbol.json", "model-shapes.json"),
     # The built-in's documented rule: "the same settings for num_layers, image_shape and num_classes".

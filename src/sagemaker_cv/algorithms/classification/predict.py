@@ -20,7 +20,16 @@ import cv2
 import numpy as np
 
 from sagemaker_cv.algorithms.classification import archive
-from sagemaker_cv.algorithms.inference import ImagePredictor, Prepared, decode, graph_block, symbol_file
+from sagemaker_cv.algorithms.inference import (
+    PROBABILITIES,
+    ExportGraph,
+    ImagePredictor,
+    Prepared,
+    decode,
+    graph_block,
+    load_params,
+    symbol_file,
+)
 from sagemaker_cv.algorithms.trained import TrainedModel
 from sagemaker_cv.contract.content_types import JSON, JSONLINES
 from sagemaker_cv.contract.errors import ClientError
@@ -91,6 +100,15 @@ def inference_graph(symbol):
             "it is not an image-classification model"
         )
     return symbol, op
+
+
+def export_graph(model: TrainedModel, size: tuple[int, int] | None, dynamic_size: bool) -> ExportGraph:
+    """The graph serving runs, for an exporter: any input size converts, so `size` picks one
+    (default the job's image_shape) and `dynamic_size` leaves it open."""
+    symbol_path, params, _ = archive.model_files(model.directory)
+    symbol, _ = inference_graph(symbol_file(symbol_path))
+    size = size or tuple(archive.archive_facts(model.directory)["image_shape"][1:])
+    return ExportGraph(symbol, load_params(params), size, dynamic_size, PROBABILITIES)
 
 
 def load(model: TrainedModel, ctx) -> ClassificationPredictor:

@@ -22,6 +22,7 @@ ALGORITHM = Algorithm(
     example="sagemaker_cv.tools.detection_demo",
     model_marker="model_algo_1-symbol.json",
     predictor="sagemaker_cv.algorithms.detection.predict:load",
+    exporter="sagemaker_cv.algorithms.detection.predict:export_graph",
     evaluation="sagemaker_cv.algorithms.detection.evaluation:evaluate",
     artifacts=("model_algo_1-*.params", "model_algo_1-symbol.json", "hyperparams.json"),
     optional_artifacts=("class_map.json",),  # COCO and VOC inputs name their classes

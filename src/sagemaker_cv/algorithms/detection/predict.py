@@ -27,7 +27,16 @@ import numpy as np
 
 from sagemaker_cv.algorithms.detection import archive
 from sagemaker_cv.algorithms.detection.schema import SCHEMA
-from sagemaker_cv.algorithms.inference import ImagePredictor, Prepared, decode, graph_block, symbol_file
+from sagemaker_cv.algorithms.inference import (
+    DETECTIONS,
+    ExportGraph,
+    ImagePredictor,
+    Prepared,
+    decode,
+    graph_block,
+    load_params,
+    symbol_file,
+)
 from sagemaker_cv.algorithms.trained import TrainedModel
 from sagemaker_cv.contract.content_types import JSON
 from sagemaker_cv.contract.errors import ClientError
@@ -125,6 +134,28 @@ def inference_graph(symbol, name: str):
             f"({', '.join(a for a in rebuilt.list_arguments() if not a.endswith(('weight', 'bias')))[:200]})"
         )
     return rebuilt, "a graph of SageMaker's built-in"
+
+
+def export_graph(model: TrainedModel, size: tuple[int, int] | None, dynamic_size: bool) -> ExportGraph:
+    """The graph serving runs, for an exporter: it divides its boxes by image_shape, so it answers
+    right at that size only (this image's graph ends in box_nms; a built-in's keeps its
+    MultiBoxDetection, which the exporter names as having no converter)."""
+    from sagemaker_cv.algorithms.facts import facts_from_hyperparameters
+
+    # The size first: a request the graph cannot answer is refused whatever the files hold.
+    facts = facts_from_hyperparameters(model.directory, SCHEMA, ("image_shape",))
+    image_shape = facts.get("image_shape", SCHEMA.by_name["image_shape"].default)
+    why = (
+        f"the detector's graph divides its boxes by its image_shape ({image_shape}), so it answers "
+        f"right only for {image_shape}x{image_shape} inputs"
+    )
+    if dynamic_size:
+        raise ClientError(f"object-detection: --dynamic-size: {why}; export without --dynamic-size")
+    if size is not None and size != (image_shape, image_shape):
+        raise ClientError(f"object-detection: --size {size[0]},{size[1]}: {why}; leave --size out")
+    symbol_path, params = archive.model_files(model.directory)
+    symbol, _ = inference_graph(symbol_file(symbol_path), symbol_path.name)
+    return ExportGraph(symbol, load_params(params), (image_shape, image_shape), False, DETECTIONS)
 
 
 def load(model: TrainedModel, ctx) -> DetectionPredictor:

@@ -23,6 +23,7 @@ ALGORITHM = Algorithm(
     example="sagemaker_cv.tools.segmentation_demo",
     model_marker=archive.MODEL,
     predictor="sagemaker_cv.algorithms.segmentation.predict:load",
+    exporter="sagemaker_cv.algorithms.segmentation.predict:export_graph",
     evaluation="sagemaker_cv.algorithms.segmentation.evaluation:evaluate",
     artifacts=("model_algo-1", "model_algo-1-symbol.json", "model_algo-1-*.params", "hyperparams.json"),
     limits="sagemaker_cv.algorithms.segmentation.limits:problems",

@@ -24,7 +24,15 @@ import struct
 
 import numpy as np
 
-from sagemaker_cv.algorithms.inference import ImagePredictor, Prepared, graph_block, image_size, symbol_file
+from sagemaker_cv.algorithms.inference import (
+    PIXEL_PROBABILITIES,
+    ExportGraph,
+    ImagePredictor,
+    Prepared,
+    graph_block,
+    image_size,
+    symbol_file,
+)
 from sagemaker_cv.algorithms.segmentation import archive
 from sagemaker_cv.algorithms.segmentation.dataset import Unreadable, decode_image
 from sagemaker_cv.algorithms.trained import TrainedModel
@@ -158,6 +166,29 @@ def load(model: TrainedModel, ctx) -> SegmentationPredictor:
     else:
         net, origin = gluoncv_network(model, facts, ctx), "GluonCV parameters, as the built-in writes"
     return SegmentationPredictor(net, ctx, facts["num_classes"], origin)
+
+
+def export_graph(model: TrainedModel, size: tuple[int, int] | None, dynamic_size: bool) -> ExportGraph:
+    """The network rebuilt from model_algo-1 and hyperparams.json (a built-in's model has no graph
+    beside it), traced for any size as training exports it; an exporter fixes it at `size`
+    (default the training crop)."""
+    import mxnet as mx
+
+    from sagemaker_cv.algorithms.segmentation.transforms import round_up8
+
+    if dynamic_size:
+        raise ClientError(
+            "semantic-segmentation: --dynamic-size: the graph resizes its scores to the input's size "
+            "(_contrib_BilinearResize2D, mode 'like'), which MXNet's ONNX exporter converts only for "
+            "sizes known at export (mode 'size'); export at one size with --size H,W"
+        )
+    facts = network_facts(model)
+    whole = gluoncv_network(model, facts, mx.cpu())
+    any_size = whole(mx.sym.var("data"))
+    named = {p.name: p.data(mx.cpu()) for p in whole.collect_params().values()}
+    params = {k: named[k] for k in any_size.list_inputs() if k != "data"}
+    crop = round_up8(facts["crop_size"])
+    return ExportGraph(any_size, params, size or (crop, crop), False, PIXEL_PROBABILITIES)
 
 
 def network_facts(model: TrainedModel) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sagemaker_cv.algorithms.inference import DETECTIONS, PIXEL_PROBABILITIES, PROBABILITIES
 from sagemaker_cv.contract.errors import AlgorithmError, ClientError
 
 TOLERANCES = {
@@ -117,10 +118,11 @@ def compare_segmentation(onnx_out: np.ndarray, mx_out: np.ndarray, name: str, to
     return result
 
 
+#: how an export is compared with its model, by the layout of the graph's output
 COMPARE = {
-    "image-classification": compare_probabilities,
-    "object-detection": compare_detections,
-    "semantic-segmentation": compare_segmentation,
+    PROBABILITIES: compare_probabilities,
+    DETECTIONS: compare_detections,
+    PIXEL_PROBABILITIES: compare_segmentation,
 }
 
 
@@ -174,7 +176,7 @@ def check(path: Path, graph, images: list[tuple[str, np.ndarray]], dynamic_batch
     """Run the ONNX file and the MXNet graph on `images` ((name, (3, H, W)) pairs), one by one, or
     two at a time as well when the batch is dynamic."""
     runtime = session(path)
-    compare = COMPARE[graph.algorithm]
+    compare = COMPARE[graph.output]
     batches = [([name], image[None]) for name, image in images]
     if dynamic_batch and len(images) > 1:
         pair = images[:2]
