@@ -135,18 +135,20 @@ def test_learns_from_images_and_json_and_writes_the_builtin_artifacts(tmp_path):
     assert len(maps) == EPOCHS, maps
     losses = logged(run.out, "train cross_entropy")
     assert losses[-1] < losses[0] / 2, losses
-    # It finds the objects: more than the best constant detector fitted on the training boxes
-    # scores (0.025 on this set) and twice what random boxes score; the logged mAP is checked
-    # independently below. From scratch at the default learning rate the margin is thin and moves
-    # with any change to what the network sees (the run is deterministic for a given seed and code):
-    # measured (seed 1, shared 2-core machine, 10 min) 0.0, 0.019, 0.020, 0.012, 0.012, 0.020,
-    # 0.034, 0.005, 0.010, 0.033 (best 0.034); with the previous contrast step the best was 0.065.
+    # It finds the objects: twice what the best constant detector fitted on the training boxes
+    # scores (0.025 on this set) and more than three times what random boxes score; the logged mAP
+    # is checked independently below. From scratch at the default learning rate the scores jump
+    # from epoch to epoch (16 validation images); measured with the feature expander's BatchNorm
+    # statistics started as BatchNorm starts them (seed 1, then seed 2):
+    # 0.0, 0.011, 0.011, 0.009, 0.043, 0.011, 0.149, 0.012, 0.052, 0.009 (best 0.149) and
+    # 0.0, 0.0, 0.001, 0.018, 0.046, 0.008, 0.016, 0.016, 0.033, 0.184 (best 0.184). Before, those
+    # statistics were drawn at random (variances below zero) and seed 1's best was 0.034.
     data = root / "input/data"
     constant = constant_detector_map(
         annotated_boxes(data / "train_annotation"), annotated_boxes(data / "validation_annotation")
     )
     assert constant < 0.05, constant
-    assert max(maps) > 1.25 * max(constant, CHANCE), (maps, constant)
+    assert max(maps) > 2 * max(constant, CHANCE), (maps, constant)
 
     # The built-in's lines, in its formats.
     for pattern in (
