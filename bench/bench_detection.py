@@ -111,6 +111,7 @@ class Recipe:
         dataset = RecordFileDetection(str(scratch / "recipe.rec"))
         if detector is None:
             detector = build_detector(base, classes, SHAPE, pretrained=False, ctx=[mx.cpu()])
+        self.detector = detector
         self.net = detector.ssd  # GluonCV's own SSD block: it takes the transform's normalised tensors
         self.net.hybridize(static_alloc=static, static_shape=static)
         with autograd.train_mode():  # as train_ssd.py: the anchors of the training graph's output

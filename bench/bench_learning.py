@@ -39,6 +39,10 @@ from sagemaker_cv.training.devices import plan_devices
 from sagemaker_cv.training.job import load_job
 from sagemaker_cv.training.seeding import derive, seed_all
 
+#: GluonCV's transforms normalise with these (ImageNet's mean and spread, 0-255)
+GLUONCV_MEAN = (123.675, 116.28, 103.53)
+GLUONCV_STD = (58.395, 57.12, 57.375)
+
 
 def quiet():
     """Our tasks log to stdout; the bench prints its own lines."""
@@ -57,12 +61,12 @@ def our_epoch(task, epoch: int, seed: int) -> float:
 # ---- detection -------------------------------------------------------------------------------------
 
 
-def detection(args) -> tuple[list[float], list[float]]:
-    from bench_detection import SHAPE, Recipe, _ssd_step
+def detection_sides(args, recipes: int = 1):
+    """Our DetectionTask set up on a generated tree, and `recipes` recipe loops, each on its own
+    network started from the task's initial weights; returns (task, [Recipe, ...])."""
+    from bench_detection import SHAPE, Recipe
 
-    from sagemaker_cv.algorithms.detection.evaluation import VOC07MeanAP
-    from sagemaker_cv.algorithms.detection.labels import ground_truth
-    from sagemaker_cv.algorithms.detection.network import Detections, build_detector
+    from sagemaker_cv.algorithms.detection.network import build_detector
     from sagemaker_cv.algorithms.detection.task import DetectionTask
     from sagemaker_cv.tools.detection_demo import write_detection_tree
 
@@ -97,23 +101,39 @@ def detection(args) -> tuple[list[float], list[float]]:
         )
         prepared = task.check_data()
         task.setup(prepared)
-    ctx = [mx.cpu()]
-    detector = build_detector(args.base, args.classes, SHAPE, pretrained=False, ctx=ctx)
-    detector.net(mx.nd.zeros((1, 3, SHAPE, SHAPE)))
     task.net.save_parameters(str(work / "start.params"))
-    detector.net.load_parameters(str(work / "start.params"), ctx=ctx)  # the same start
-    (work / "recipe").mkdir()
-    recipe = Recipe(
-        prepared.data["train"].rec,
-        work / "recipe",
-        args.base,
-        args.batch,
-        args.classes,
-        sgd={"learning_rate": args.lr, "wd": 5e-4, "momentum": 0.9},
-        workers=0,
-        detector=detector,
-        static=False,
-    )
+    loops = []
+    for number in range(recipes):
+        ctx = [mx.cpu()]
+        detector = build_detector(args.base, args.classes, SHAPE, pretrained=False, ctx=ctx)
+        detector.net(mx.nd.zeros((1, 3, SHAPE, SHAPE)))
+        detector.net.load_parameters(str(work / "start.params"), ctx=ctx)  # the same start
+        (work / f"recipe{number}").mkdir()
+        loops.append(
+            Recipe(
+                prepared.data["train"].rec,
+                work / f"recipe{number}",
+                args.base,
+                args.batch,
+                args.classes,
+                sgd={"learning_rate": args.lr, "wd": 5e-4, "momentum": 0.9},
+                workers=0,
+                detector=detector,
+                static=False,
+            )
+        )
+    return task, loops
+
+
+def detection(args) -> tuple[list[float], list[float]]:
+    from bench_detection import SHAPE, _ssd_step
+
+    from sagemaker_cv.algorithms.detection.evaluation import VOC07MeanAP
+    from sagemaker_cv.algorithms.detection.labels import ground_truth
+    from sagemaker_cv.algorithms.detection.network import Detections
+
+    task, (recipe,) = detection_sides(args)
+    detector = recipe.detector
     recipe_block = Detections(detector.net, SHAPE)
     recipe_block.hybridize()
 
@@ -153,6 +173,39 @@ def detection(args) -> tuple[list[float], list[float]]:
         lambda: mean_ap(recipe_block),
         "mAP",
     )
+
+
+def lockstep(args) -> None:
+    """The same recipe batches through three loops from the same weights, step by step: our task
+    (fed the batch's raw pixels, normalised by the network with GluonCV's constants), the recipe,
+    and a second recipe fed the same inputs after the round trip to raw pixels and back (they
+    differ by float32 rounding only). Prints each loop's loss per positive anchor per step: when
+    ours follows the rounded recipe digit for digit, the training steps are the same computation,
+    and any difference between ours and the recipe is what rounding alone does to this training."""
+    from bench_detection import _ssd_step
+
+    task, (recipe, rounded) = detection_sides(args, recipes=2)
+    mean = mx.nd.array(GLUONCV_MEAN).reshape((1, 3, 1, 1))
+    std = mx.nd.array(GLUONCV_STD).reshape((1, 3, 1, 1))
+    task.net.mean.set_data(mean)  # the recipe's transform normalises with these
+    task.net.std.set_data(std)
+    np.random.seed(args.seed)
+    print(
+        f"step: loss per positive of ours, the recipe, the recipe on rounded inputs ({args.base}, batch {args.batch})"
+    )
+    for step, batch in zip(range(args.lockstep), recipe.loader):
+        x, cls_targets, box_targets = (a.as_in_context(mx.cpu()).copy() for a in batch)
+        raw = x * std + mean
+        losses, (cls_losses, _) = task.forward_backward([(raw, cls_targets, box_targets)])
+        task.trainer.step(1)
+        values = [cls_losses[0].sum().asscalar()]
+        for loop, inputs in ((recipe, x), (rounded, (raw - mean) / std)):
+            values.append(
+                _ssd_step(loop.net, loop.trainer, loop.loss_fn, inputs, cls_targets, box_targets)[0]
+                .sum()
+                .asscalar()
+            )
+        print(f"{step:4d}: " + "  ".join(f"{v:12.6f}" for v in values), flush=True)
 
 
 # ---- segmentation ----------------------------------------------------------------------------------
@@ -327,8 +380,20 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated seeds: one run of both sides per seed (data, start weights, order), then "
         "the mean over seeds (one run of SSD from scratch is noisy)",
     )
+    parser.add_argument(
+        "--lockstep",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="detection: run STEPS recipe batches through ours, the recipe and the recipe on rounded "
+        "inputs in lockstep, printing each step's loss (no evaluation)",
+    )
     parser.add_argument("--crop", type=int, default=40, help="segmentation: crop_size")
     args = parser.parse_args(argv)
+    if args.lockstep:
+        args.seed = args.seeds[0]
+        lockstep(args)
+        return 0
     run, name = (detection, "mAP") if args.algorithm == "detection" else (segmentation, "mIOU")
     runs = []
     for seed in args.seeds:
