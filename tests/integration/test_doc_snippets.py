@@ -5,6 +5,8 @@
 - Every ```python block runs in a fresh directory holding `model/` (the page's algorithm's
   reference job's model directory), `street.jpg` (one of that job's validation images) and, on
   the serving page, `probs.rec` (the server's protobuf answer for it, made by the same handler).
+- The README's serving examples (its `sagemaker-cv serve` block, then each ```bash serve ALGORITHM
+  block of curl calls) run in bash against the algorithm's reference model, on a free port.
 - ```python aws blocks need an AWS account or a Docker engine (the SageMaker SDK's calls, run for
   real by the container tier's local-mode tests); here they must compile and import only modules
   that exist.
@@ -14,6 +16,7 @@ Tier: fast (the reference jobs are shared; the README's job trains a ResNet-20 f
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -139,3 +142,59 @@ def test_each_aws_snippet_compiles_and_imports_what_exists(case):
             module = __import__(node.module, fromlist=[a.name for a in node.names])
             for alias in node.names:
                 assert hasattr(module, alias.name), f"{page.name}: {node.module}.{alias.name}"
+
+
+MARK = "--- answers ---"
+SERVE_BLOCKS = {info.split()[-1]: code for info, code in snippets(REPO / "README.md", "bash serve ")}
+
+
+@pytest.mark.parametrize("algorithm", sorted(SERVE_BLOCKS))
+def test_the_readmes_serving_examples_answer_in_the_builtins_formats(trained, tmp_path, algorithm):
+    """The README's start block and the algorithm's curl block, run by bash against the reference
+    model: only the port (a free one) and where the server's log goes differ from the page."""
+    from serving_helpers import free_port
+
+    (start,) = [code for _, code in snippets(REPO / "README.md", "bash") if "sagemaker-cv serve" in code]
+    job = trained(algorithm)
+    (tmp_path / "ml").symlink_to(job.root)
+    image = sorted(p for p in (job.root / "input/data/validation").iterdir() if p.suffix == ".jpg")
+    picture = cv2.imread(str(image[0])) if image else draw("disc", 48, np.random.default_rng(0))
+    cv2.imwrite(str(tmp_path / "picture.jpg"), picture)
+    port = free_port()
+    served = start.replace(" &\n", " > serve.log 2>&1 &\n")  # the ping's answers stay apart from the block's
+    script = f"{served}echo {MARK}\n{SERVE_BLOCKS[algorithm]}kill $!; wait\n".replace(
+        "localhost:8080", f"localhost:{port}"
+    )
+    env = {**environment(), "SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+    proc = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
+    )
+    log = (tmp_path / "serve.log").read_text()[-2000:]
+    assert proc.returncode == 0, proc.stderr[-2000:] + log
+    answers = json_values(proc.stdout.split(MARK)[1])
+    if algorithm == "image-classification":
+        probabilities, lines = answers
+        assert abs(sum(probabilities) - 1) < 1e-4 and lines == {"prediction": probabilities}
+    elif algorithm == "object-detection":
+        boxes, annotated = answers
+        assert all(len(row) == 6 and 0 <= row[1] <= 1 for row in boxes["prediction"]), boxes
+        assert annotated["image_size"] == [
+            {"width": picture.shape[1], "height": picture.shape[0], "depth": 3}
+        ]
+        assert [a["class_id"] for a in annotated["annotations"]] == [int(r[0]) for r in boxes["prediction"]]
+    else:
+        from PIL import Image
+
+        mask = np.array(Image.open(tmp_path / "mask.png"))  # palette indices: the class ids
+        assert mask.shape == picture.shape[:2] and mask.max() < 3, log
+        assert (tmp_path / "probabilities.rec").stat().st_size > mask.size * 4  # float32 per class and pixel
+
+
+def json_values(text: str) -> list:
+    """The JSON values curl printed one after another (its answers end without a newline)."""
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        at += len(text[at:]) - len(text[at:].lstrip())
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+    return values

@@ -193,11 +193,12 @@ def test_difficult_objects_count_neither_way_in_map():
     assert plain.value() < 1.0  # one of two objects found
 
 
-def test_the_pages_examples_parse_as_they_say(tmp_path):
-    """docs/detection-inputs.md's minimal COCO and VOC examples, read by the parsers."""
+@pytest.mark.parametrize("name", ["docs/detection-inputs.md", "README.md"])
+def test_the_pages_examples_parse_as_they_say(name):
+    """The minimal COCO and VOC examples of docs/detection-inputs.md and the README, read by the parsers."""
     from pathlib import Path
 
-    page = (Path(__file__).resolve().parents[2] / "docs" / "detection-inputs.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / name).read_text()
     coco_text = next(b for b in page.split("```json")[1:] if '"images"' in b).split("```")[0]
     parsed = parse_coco(json.loads(coco_text), "instances.json")
     class_map, _ = coco_classes(parsed.categories, "x")

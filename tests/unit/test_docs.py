@@ -54,3 +54,18 @@ def test_every_relative_link_leads_somewhere(page):
         assert linked.exists(), f"{page.name}: link to {target}"
         if anchor and linked.suffix == ".md":
             assert anchor in anchors(linked), f"{page.name}: no heading for {target}"
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/onnx.md"])
+def test_the_onnx_tolerance_tables_say_what_the_parity_check_allows(page):
+    from sagemaker_cv.tools.onnx_export.parity import TOLERANCES
+
+    rows = {
+        cells[0]: cells[2]
+        for line in (REPO / page).read_text().splitlines()
+        if line.startswith("| ")
+        and len(cells := [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]) == 4
+    }
+    assert float(rows["image-classification"]) == TOLERANCES["probability"]
+    assert float(rows["object-detection"].split()[0]) == TOLERANCES["score"] == TOLERANCES["box"]
+    assert float(rows["semantic-segmentation"].split()[-1]) == TOLERANCES["agreement"]
