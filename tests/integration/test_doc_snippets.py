@@ -16,13 +16,16 @@ Tier: fast (the reference jobs are shared; the README's job trains a ResNet-20 f
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import PIPE
 
 import cv2
 import numpy as np
@@ -166,12 +169,24 @@ def test_the_readmes_serving_examples_answer_in_the_builtins_formats(trained, tm
         "localhost:8080", f"localhost:{port}"
     )
     env = {**environment(), "SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
-    proc = subprocess.run(
-        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
+    # A session of its own: whatever the script leaves running (a server, if it fails early) dies with it.
+    proc = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        stdout=PIPE,
+        stderr=PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     log = (tmp_path / "serve.log").read_text()[-2000:]
-    assert proc.returncode == 0, proc.stderr[-2000:] + log
-    answers = json_values(proc.stdout.split(MARK)[1])
+    assert proc.returncode == 0, stderr[-2000:] + log
+    answers = json_values(stdout.split(MARK)[1])
     if algorithm == "image-classification":
         probabilities, lines = answers
         assert abs(sum(probabilities) - 1) < 1e-4 and lines == {"prediction": probabilities}
