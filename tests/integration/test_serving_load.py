@@ -80,7 +80,7 @@ def test_hundreds_of_requests_four_at_a_time(two_workers, algorithm):
     assert server.workers() == workers and server.ping().status == 200
 
 
-GOOD_TYPES = ("image/jpeg", "image/png", "application/x-image")
+GOOD_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
 ODD_TYPES = (
     "text/csv",
     "application/json",
