@@ -1,8 +1,9 @@
 """The three predictors behind the serving handler, each on a tiny stand-in network whose output
 depends on the pixels it is given (no trained model): what the request's Content-Type changes and
-what it does not.
+what it does not; and image classification's transform, pixel for pixel validation's with the
+resize a job records in model-shapes.json.
 
-Tier: fast (no server, no model files).
+Tier: fast (no server, no trained model).
 """
 
 from __future__ import annotations
@@ -105,3 +106,65 @@ def test_bytes_that_are_no_image_sent_as_octet_stream_get_415_with_the_types_tak
     # Other types are still refused before the body is looked at.
     refused = handler(encoded(picture(30, 41)), "text/plain", None)
     assert refused.status == 415 and "application/octet-stream" in json.loads(refused.body)["error"]
+
+
+# ---- image classification: validation's transform, with the resize the model records -------------
+
+
+def one_record(path, body: bytes) -> None:
+    writer = mx.recordio.MXIndexedRecordIO(str(path.with_suffix(".idx")), str(path), "w")
+    writer.write_idx(0, mx.recordio.pack(mx.recordio.IRHeader(0, 0.0, 0, 0), body))
+    writer.close()
+
+
+def validation_input(tmp_path, body: bytes, image_shape, resize) -> np.ndarray:
+    """What the job's validation feeds the network for `body`: ImageRecordIter, as training reads."""
+    from sagemaker_cv.algorithms.classification import data
+    from sagemaker_cv.algorithms.classification.records import LabelRules, PreparedRecords
+
+    rec = tmp_path / "one.rec"
+    one_record(rec, body)
+    rules = LabelRules(2, False, image_shape, resize=resize)
+    prepared = PreparedRecords("validation", "one.rec", (rec,), str(rec), rec.with_suffix(".idx"), 1, [])
+    return next(iter(data.record_iter(prepared, batch_size=1, rules=rules, train=False))).data[0].asnumpy()
+
+
+@pytest.mark.parametrize("height,width", [(60, 45), (45, 83), (40, 40), (33, 52)])
+def test_served_pixels_are_validations_for_a_resize_larger_than_the_crop(tmp_path, height, width):
+    from sagemaker_cv.algorithms.classification.predict import ClassificationPredictor
+
+    image_shape, resize = (3, 32, 32), 40
+    body = encoded(picture(height, width, seed=height))
+    served = ClassificationPredictor(None, mx.cpu(), image_shape, "softmax", resize).prepare(body)
+    validated = validation_input(tmp_path, body, image_shape, resize)
+    np.testing.assert_array_equal(served.x.asnumpy(), validated)
+    assert (served.width, served.height) == (width, height)
+    # Not vacuous: the crop's side (what a model that records no resize is served with) sees other pixels.
+    unrecorded = ClassificationPredictor(None, mx.cpu(), image_shape, "softmax").prepare(body)
+    assert unrecorded.x.shape == served.x.shape and not np.array_equal(unrecorded.x.asnumpy(), validated)
+
+
+def test_the_resize_a_job_records_for_serving(tmp_path):
+    from sagemaker_cv.algorithms.classification.archive import model_shapes, recorded_resize, validation_side
+    from sagemaker_cv.contract.errors import ClientError
+
+    shape = (3, 32, 32)
+    assert validation_side(40, (50, 90), shape) == 40  # the job's resize, whatever the images
+    assert validation_side(None, (40, 40), shape) == 40  # no resize: the side every image has
+    assert validation_side(None, (40, 48), shape) is None  # sides differ: none to name
+    assert validation_side(None, None, shape) is None  # Pipe mode: the images are not seen before
+    assert validation_side(None, (24, 24), (3, 24, 32)) is None  # turned 90 degrees, it could not be cropped
+    assert model_shapes(16, shape, None) == [{"shape": [16, 3, 32, 32], "name": "data"}]  # the built-in's
+
+    (tmp_path / "image-classification-symbol.json").write_text("{}")
+    (tmp_path / "image-classification-0001.params").write_bytes(b"")
+    shapes = tmp_path / "model-shapes.json"
+    shapes.write_text(json.dumps(model_shapes(16, shape, 40)))
+    assert json.loads(shapes.read_text()) == [{"shape": [16, 3, 32, 32], "name": "data", "resize": 40}]
+    assert recorded_resize(tmp_path, shape) == 40
+    shapes.write_text(json.dumps(model_shapes(16, shape, None)))
+    assert recorded_resize(tmp_path, shape) is None
+    for bad in (20, "40", 40.5, True):
+        shapes.write_text(json.dumps([{"shape": [16, 3, 32, 32], "name": "data", "resize": bad}]))
+        with pytest.raises(ClientError, match=rf"model-shapes.json: resize={bad!r}; expected an integer"):
+            recorded_resize(tmp_path, shape)
