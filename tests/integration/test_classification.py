@@ -83,7 +83,8 @@ def test_recordio_from_im2rec_learns_and_writes_the_builtin_artifacts(tree):
         "model-shapes.json",
     ]
     shapes = json.loads((root / "model" / "model-shapes.json").read_text())
-    assert shapes == [{"shape": [16, 3, 24, 24], "name": "data"}]
+    # The built-in's entry, and the shorter side of the job's images (32 px), which serving resizes to.
+    assert shapes == [{"shape": [16, 3, 24, 24], "name": "data", "resize": 32}]
 
     # The exported network takes raw RGB pixels and gives the trained network's predictions:
     # its accuracy on the validation set is the logged best validation accuracy.

@@ -62,7 +62,11 @@ def test_classification_formats_and_parity(served, trained, tmp_path):
     from sagemaker_cv.algorithms.classification.records import LabelRules, PreparedRecords
 
     server, model_dir = served("image-classification"), trained("image-classification").model_dir
-    body = encoded(picture(30, 40))  # resized to 24 x 32, then the central 24 x 24
+    # The job had no resize; its images are 32 px: validation crops 24 px from 32 px, and serving
+    # resizes every image to a shorter side of 32 first (model-shapes.json records it).
+    shapes = json.loads((model_dir / "model-shapes.json").read_text())
+    assert shapes == [{"shape": [8, 3, 24, 24], "name": "data", "resize": 32}]
+    body = encoded(picture(30, 40))  # resized to 32 x 42, then the central 24 x 24
     default = server.invoke(body)
     assert default.status == 200 and default.content_type == "application/json"
     probabilities = json.loads(default.body)
@@ -71,18 +75,33 @@ def test_classification_formats_and_parity(served, trained, tmp_path):
     assert lines.status == 200 and lines.content_type == "application/jsonlines"
     assert lines.body.endswith(b"\n") and json.loads(lines.body) == {"prediction": probabilities}
     assert json.loads(server.invoke(png_bytes_of(picture(30, 40)), "image/png").body)
+    assert json.loads(server.invoke(body, "application/octet-stream").body) == probabilities
 
-    # The training's validation reader (ImageRecordIter, resize = the crop's side) and the exported graph.
-    rec = tmp_path / "one.rec"
-    one_record(rec, body, 0.0)
-    rules = LabelRules(3, False, (3, 24, 24), resize=24)
-    prepared = PreparedRecords("validation", "one.rec", (rec,), str(rec), rec.with_suffix(".idx"), 1, [])
-    x = next(iter(data.record_iter(prepared, batch_size=1, rules=rules, train=False))).data[0].asnumpy()
-    expected = run(exported(model_dir, "image-classification", 1, (1, 3, 24, 24)), x)[0]
-    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-7)
+    module = exported(model_dir, "image-classification", 1, (1, 3, 24, 24))
+
+    def validated(image: bytes, resize: int | None) -> np.ndarray:
+        """The training's validation reader (ImageRecordIter) on `image`, then the exported graph."""
+        rec = tmp_path / "one.rec"
+        one_record(rec, image, 0.0)
+        rules = LabelRules(3, False, (3, 24, 24), resize=resize)
+        prepared = PreparedRecords("validation", "one.rec", (rec,), str(rec), rec.with_suffix(".idx"), 1, [])
+        x = next(iter(data.record_iter(prepared, batch_size=1, rules=rules, train=False))).data[0].asnumpy()
+        return run(module, x)[0]
+
+    # A picture of another size: validation's transform with the recorded resize, larger than the crop.
+    np.testing.assert_allclose(probabilities, validated(body, 32), rtol=1e-5, atol=1e-7)
+    # An image of the job's own validation channel, served, is scored as the job's validation scored it.
+    rec = next((trained("image-classification").root / "input/data/validation").glob("*.rec"))
+    reader = mx.recordio.MXRecordIO(str(rec), "r")
+    _, own = mx.recordio.unpack(reader.read())
+    reader.close()
+    served_own = json.loads(server.invoke(own).body)
+    np.testing.assert_allclose(served_own, validated(own, None), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("height,width,resize", [(30, 40, 24), (41, 29, 24), (24, 24, 24), (50, 37, None)])
+@pytest.mark.parametrize(
+    "height,width,resize", [(30, 40, 24), (41, 29, 24), (24, 24, 24), (50, 37, None), (30, 40, 32)]
+)
 def test_classification_crop_is_the_validation_readers(tmp_path, height, width, resize):
     """validation_crop gives ImageRecordIter's pixels exactly (no augmentation, resize, centre crop)."""
     from sagemaker_cv.algorithms.classification import data

@@ -6,9 +6,11 @@ Tier: slow (hundreds of requests against each algorithm's reference model).
 
 from __future__ import annotations
 
+import json
 import random
 import string
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -80,7 +82,7 @@ def test_hundreds_of_requests_four_at_a_time(two_workers, algorithm):
     assert server.workers() == workers and server.ping().status == 200
 
 
-GOOD_TYPES = ("image/jpeg", "image/png", "application/x-image")
+GOOD_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
 ODD_TYPES = (
     "text/csv",
     "application/json",
@@ -141,3 +143,37 @@ def test_random_bytes_and_headers_never_get_a_5xx_nor_end_a_worker(two_workers, 
     assert not [s for s in statuses if s >= 500], (statuses, server.output()[-3000:])
     assert server.workers() == workers and server.ping().status == 200
     assert statuses[400] and statuses[415]  # the garbage reached the decoders and the negotiation
+
+
+def test_ping_answers_while_more_invocations_than_threads_are_in_flight(trained, tmp_path):
+    """One worker, more detections sent at once than it has request threads (each takes most of a
+    second on two cores): the worker takes as many as leave a thread for /ping, refuses the rest
+    at once (503, to retry), and /ping answers within SageMaker's 2 s all along."""
+    from sagemaker_cv.serving.settings import THREADS
+
+    server = start(trained("object-detection").root, tmp_path / "serve.log")
+    body = encoded(picture(300, 300, seed=5))
+    replies = []
+    clients = [
+        threading.Thread(target=lambda: replies.append(server.invoke(body))) for _ in range(THREADS + 4)
+    ]
+    try:
+        for client in clients:
+            client.start()
+        time.sleep(0.3)  # every request is in the worker: the threads are taken
+        latencies = []
+        while any(client.is_alive() for client in clients):
+            started = time.perf_counter()
+            assert server.ping(timeout=10).status == 200
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.1)
+        for client in clients:
+            client.join()
+        assert len(latencies) > 3 and max(latencies) < 2, latencies
+        statuses = Counter(reply.status for reply in replies)
+        assert set(statuses) == {200, 503} and statuses[200] >= THREADS - 1, statuses
+        refused = next(reply for reply in replies if reply.status == 503)
+        assert "retry" in json.loads(refused.body)["error"], refused.body
+        assert server.invoke(body).status == 200  # and it goes on serving
+    finally:
+        assert server.stop() == 0, server.output()[-2000:]

@@ -54,6 +54,19 @@ def test_labels_that_are_not_numbers_and_headers_that_lie_name_the_record(tmp_pa
     ]
 
 
+def test_the_shorter_sides_of_the_kept_images_are_known(tmp_path):
+    """What a job without `resize` records for serving (archive.validation_side)."""
+    pack = mx.recordio.pack
+
+    def jpeg(height, width):
+        return cv2.imencode(".jpg", np.full((height, width, 3), 90, np.uint8))[1].tobytes()
+
+    payloads = [jpeg(12, 9), jpeg(10, 14), b"not an image", jpeg(11, 10)]
+    records = [pack(mx.recordio.IRHeader(0, 1.0, i, 0), p) for i, p in enumerate(payloads)]
+    prepared = scan_recordio(write_records(tmp_path / "x.rec", records), "train", RULES, tmp_path / "s")
+    assert (prepared.count, prepared.shorter_sides) == (3, (9, 10))  # the undecodable one skipped
+
+
 def test_a_resize_that_would_exhaust_memory_is_a_problem():
     rules = LabelRules(3, False, (3, 8, 8), 100000)
     assert check_size(np.zeros((32, 40, 3), np.uint8), rules) == (

@@ -373,3 +373,45 @@ def test_a_batch_server_takes_the_jobs_payload_limit_and_answers_json_lines():
         params.body
         == b'{"MaxConcurrentTransforms": 2, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 1}'
     )
+
+
+def test_a_worker_keeps_a_request_thread_for_ping():
+    """gunicorn gives /ping the same request threads as the invocations: a worker holds at most
+    threads - 1 of them, and answers one more at once (503) instead of taking the last thread."""
+    import threading
+
+    from sagemaker_cv.serving.app import Application, ModelSlot
+
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    class Blocking(Offers):
+        def __call__(self, body, accept):
+            entered.release()
+            release.wait(10)
+            return super().__call__(body, accept)
+
+    slot = ModelSlot(lambda: Blocking(CLASSIFICATION), lambda exc: None)
+    slot.start()
+    app = Application(slot, ServerSettings(threads=4))
+
+    def route(path, method="GET"):
+        environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "CONTENT_TYPE": "image/jpeg"}
+        environ.update({"CONTENT_LENGTH": "1", "wsgi.input": io.BytesIO(b"x")})
+        return app.route(environ)[0]
+
+    answers = []
+    held = [threading.Thread(target=lambda: answers.append(route("/invocations", "POST"))) for _ in range(3)]
+    for thread in held:
+        thread.start()
+    for _ in held:
+        assert entered.acquire(timeout=10)  # three invocations in the predictor: threads - 1
+    refused = route("/invocations", "POST")
+    assert refused.status == 503 and "busy: this worker holds 3 invocations already" in refused.body.decode()
+    assert "retry" in refused.body.decode()
+    assert route("/ping").status == 200
+    release.set()
+    for thread in held:
+        thread.join(10)
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert route("/invocations", "POST").status == 200  # the places are free again

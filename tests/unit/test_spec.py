@@ -325,7 +325,12 @@ def test_the_image_serves_what_its_predictor_reads_and_answers(algorithm, flavor
     assert _api_errors(spec, input_shape) == []
     inference = spec["InferenceSpecification"]
     assert inference["Containers"] == [{"Image": IMAGE}]  # one image trains and serves
-    assert inference["SupportedContentTypes"] == ["image/jpeg", "image/png", "application/x-image"]
+    assert inference["SupportedContentTypes"] == [
+        "image/jpeg",
+        "image/png",
+        "application/x-image",
+        "application/octet-stream",  # the SageMaker Python SDK's default Predictor sends raw bytes so
+    ]
     assert inference["SupportedContentTypes"] == list(IMAGE_CONTENT_TYPES)
     assert inference["SupportedResponseMIMETypes"] == RESPONSE_TYPES[algorithm]
     assert inference["SupportedResponseMIMETypes"] == list(predictor_class(algorithms.get(algorithm)).accepts)

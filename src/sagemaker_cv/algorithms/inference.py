@@ -6,6 +6,10 @@ A request body is at most a few MiB, but a small PNG can declare a huge image: e
 sized from its header first (Pillow reads the header without the pixels) and refused above
 MAX_PIXELS, the cap classification's training reader puts on a resized image. A truncated JPEG
 is refused too: OpenCV decodes one without a word, filling the missing rows with grey.
+
+The image's format is read from its bytes whatever the Content-Type says, so `application/octet-stream`
+(the SageMaker Python SDK's default `Predictor` sends it for raw bytes) is an image like the others;
+bytes that are no image raise NotAnImage, which serving answers with the types it takes.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sagemaker_cv.contract.content_types import JPEG, PNG, X_IMAGE
-from sagemaker_cv.contract.errors import ClientError
+from sagemaker_cv.contract.content_types import JPEG, OCTET_STREAM, PNG, X_IMAGE
+from sagemaker_cv.contract.errors import ClientError, NotAnImage
 
-#: request content types every predictor takes (the built-ins' documented three)
-IMAGE_CONTENT_TYPES = (JPEG, PNG, X_IMAGE)
+#: request content types every predictor takes: the built-ins' documented three, and the SDK's
+#: default for raw bytes (every body is decoded by what its bytes are, not by its type)
+IMAGE_CONTENT_TYPES = (JPEG, PNG, X_IMAGE, OCTET_STREAM)
 #: pixels (width x height) an image may declare; classification's MAX_RESIZED_PIXELS
 MAX_PIXELS = 1 << 25
 FORMATS = "JPEG, PNG, BMP, GIF, TIFF or WebP"
@@ -93,7 +98,7 @@ def image_size(body: bytes) -> tuple[int, int]:
     # Pillow's format plugins raise whatever their parsers meet in a damaged header (struct.error,
     # IndexError, EOFError, ...); all mean the same here.
     except Exception:  # noqa: BLE001
-        raise ClientError(
+        raise NotAnImage(
             f"the request body ({len(body)} bytes, starting {body[:8]!r}) is not an image in a "
             f"format this server decodes ({FORMATS})"
         ) from None

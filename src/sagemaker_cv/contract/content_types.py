@@ -13,6 +13,9 @@ XML = "application/xml"  # Pascal VOC annotations ("text/xml" is accepted too)
 XML_TYPES = (XML, "text/xml")
 MODEL = "application/x-sagemaker-model"
 JPEG, PNG, X_IMAGE = "image/jpeg", "image/png", "application/x-image"
+#: what a client sends when it does not say what its bytes are: the SageMaker Python SDK v2's
+#: default `Predictor` (IdentitySerializer) among them
+OCTET_STREAM = "application/octet-stream"
 IMAGE_TYPES = (X_IMAGE, JPEG, PNG, "application/jpeg", "application/x-jpeg")
 
 

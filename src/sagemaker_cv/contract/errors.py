@@ -24,6 +24,12 @@ class ClientError(Exception):
         return "ClientError: " + "\n".join(plain(p) for p in self.problems)
 
 
+class NotAnImage(ClientError):
+    """Bytes in no image format the reader decodes, as opposed to an image that is damaged,
+    truncated or too large: serving answers 415 for them when the request did not say it sent an
+    image (`application/octet-stream`)."""
+
+
 class AlgorithmError(Exception):
     """A fault of ours (or of the platform); the message says what failed. Exit code 1."""
 

@@ -4,6 +4,11 @@ The model is loaded in the worker, after the fork, in a thread of its own: /ping
 from the first moment (503 while loading, 200 with an empty body once loaded), and never waits
 for an inference, which runs in another of the worker's request threads. A request body larger
 than the payload limit is refused from its Content-Length, before a byte of it is read.
+
+gunicorn's gthread worker hands every request, /ping too, to one pool of request threads, in the
+order they came. Were every thread to hold an invocation (they queue for the network one at a
+time), a ping would wait for inferences to finish; so a worker holds at most threads - 1
+invocations, and answers one more at once with 503 (retry), keeping a thread for /ping.
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ class Application:
     def __init__(self, slot: ModelSlot, settings: ServerSettings):
         self.slot, self.settings = slot, settings
         self._handler: Handler | None = None
+        self.max_invocations = max(1, settings.threads - 1)
+        self._invocations = threading.BoundedSemaphore(self.max_invocations)
 
     def __call__(self, environ, start_response):
         response, extra = self.route(environ)
@@ -101,6 +108,19 @@ class Application:
         return error(503, "loading the model")
 
     def invoke(self, environ) -> Response:
+        if not self._invocations.acquire(blocking=False):
+            busy = (
+                f"busy: this worker holds {self.max_invocations} invocations already (the most it takes, "
+                "keeping a thread for /ping); retry, or serve with more workers or instances"
+            )
+            log.warning("invocation answered 503: %s", busy)
+            return error(503, busy)
+        try:
+            return self._invoke(environ)
+        finally:
+            self._invocations.release()
+
+    def _invoke(self, environ) -> Response:
         body = read_body(environ, self.settings.max_request_bytes)
         if isinstance(body, Response):
             return body

@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 
 from sagemaker_cv.contract import logs
-from sagemaker_cv.contract.errors import ClientError, plain
+from sagemaker_cv.contract.content_types import OCTET_STREAM
+from sagemaker_cv.contract.errors import ClientError, NotAnImage, plain
 from sagemaker_cv.serving.negotiation import batch_default, choose, media_type
 
 JSON_TYPE = "application/json"
@@ -43,14 +44,25 @@ class Handler:
     def __call__(self, body: bytes, content_type: str | None, accept: str | None) -> Response:
         predictor = self.predictor
         kind = media_type(content_type)
+        accepted = ", ".join(predictor.content_types)
         if kind not in predictor.content_types:
             given = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
-            return error(415, f"{given}: expected one of {', '.join(predictor.content_types)}")
+            return error(415, f"{given}: expected one of {accepted}")
         chosen = self.chosen(accept)
         if chosen is None:
             return error(406, f"Accept {accept!r}: this model answers {', '.join(predictor.accepts)}")
         try:
             out = predictor(body, chosen)
+        except NotAnImage as exc:
+            # Bytes of unnamed type are images only if their bytes say so: a type nobody named is
+            # unsupported (415); an image type that is not true of the bytes is a bad image (400).
+            if kind == OCTET_STREAM:
+                return error(
+                    415,
+                    f"Content-Type {content_type!r}: {plain('; '.join(exc.problems))}; "
+                    f"send the bytes of one image, as one of {accepted}",
+                )
+            return error(400, plain("; ".join(exc.problems)))
         except ClientError as exc:
             return error(400, plain("; ".join(exc.problems)))
         except MemoryError:

@@ -33,8 +33,8 @@ BATCH_TIMEOUT = 600
 #: SageMaker sends SIGKILL 30 s after SIGTERM; in-flight requests get this long to finish
 DRAIN_SECONDS = 20
 #: request threads per worker: one runs the network, the others read, decode and encode the
-#: requests queued behind it, and answer /ping meanwhile (a ping waits only when every thread
-#: holds an inference request)
+#: requests queued behind it, and answer /ping meanwhile (invocations take at most all but one:
+#: app.Application)
 THREADS = 16
 
 

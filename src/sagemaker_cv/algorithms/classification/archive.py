@@ -5,6 +5,10 @@ The built-in writes no hyperparameters into its archive, so they come from the f
 write: `model-shapes.json` gives image_shape, the symbol gives num_classes (the output layer's
 width) and num_layers (a ResNet's depth counts its convolutions and its output layer, not the
 1x1 shortcut convolutions, which read the same input as the first convolution of their block).
+
+This image's jobs add one key the built-in does not write, `resize` in model-shapes.json's `data`
+entry: the shorter side validation's images had before its central crop, which serving resizes
+every request image to (the file names and the built-in's keys stay as they are).
 """
 
 from __future__ import annotations
@@ -70,3 +74,46 @@ def archive_facts(directory: Path) -> dict[str, Any]:
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise ClientError(f"channel 'model': {symbol.name} or {shapes.name} cannot be read ({exc})") from None
     return facts
+
+
+def validation_side(
+    resize: int | None, shorter_sides: tuple[int, int] | None, image_shape: tuple[int, int, int]
+) -> int | None:
+    """The shorter side validation's images have before its central crop: the job's `resize`; a
+    job without one crops its images as they are stored, so the shorter side they all share
+    (`im2rec --resize 40` makes every one 40); None when they differ, or when it is below the
+    crop's longer side (an image turned the other way could not be cropped)."""
+    if resize:
+        return resize
+    if shorter_sides is None or shorter_sides[0] != shorter_sides[1]:
+        return None
+    return shorter_sides[0] if shorter_sides[0] >= max(image_shape[1:]) else None
+
+
+def model_shapes(batch_size: int, image_shape: tuple[int, int, int], resize: int | None) -> list[dict]:
+    """model-shapes.json's content: the built-in's one entry for the input `data`, with `resize`
+    (`validation_side`) when known."""
+    entry: dict[str, Any] = {"shape": [batch_size, *image_shape], "name": "data"}
+    if resize:
+        entry["resize"] = resize
+    return [entry]
+
+
+def recorded_resize(directory: Path, image_shape: tuple[int, int, int]) -> int | None:
+    """The `resize` model-shapes.json records (None: the built-in's models, and this image's models
+    from jobs whose images had no common shorter side); a ClientError if it is not a usable side
+    for crops of `image_shape`."""
+    _, _, shapes = model_files(directory)
+    try:
+        entries = json.loads(shapes.read_text())
+        value = next((e.get("resize") for e in entries if e.get("name") == "data"), None)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ClientError(f"model {shapes.name}: cannot be read ({exc})") from None
+    if value is None:
+        return None
+    if type(value) is not int or value < max(image_shape[1:]):
+        raise ClientError(
+            f"model {shapes.name}: resize={value!r}; expected an integer at least the image_shape height "
+            f"and width ({image_shape[1]}, {image_shape[2]}), the shorter side images are resized to before the crop"
+        )
+    return value

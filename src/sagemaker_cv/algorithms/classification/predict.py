@@ -3,10 +3,12 @@
 
 The image goes through validation's transform: MXNet's ImageRecordIter without augmentation
 decodes it (BGR, or grey for a one-channel model), resizes its shorter side to `resize` and takes
-the central image_shape crop, as `validation_crop` does here (tests compare the two). The archive
-carries no `resize` (neither this image's nor the built-in's has hyperparameters), and a request
-may be any size: serving resizes the shorter side to the crop's longer side, so that every image
-yields a crop of its centre (the built-in's "resized automatically").
+the central image_shape crop, as `validation_crop` does here (tests compare the two). `resize` is
+the one the model's model-shapes.json records (`archive.validation_side`: the job's `resize`, or
+the shorter side every image of a job without one already had). A model without it (the
+built-in's, or a job whose images had no common shorter side) is served as before: the shorter
+side resized to the crop's longer side, so that every image yields a crop of its centre (the
+built-in's "resized automatically").
 
 Models of the built-in load too: its graph ends in SoftmaxOutput (a training loss whose forward
 pass is softmax), which is replaced here by the softmax itself, so the graph needs no label.
@@ -50,19 +52,24 @@ def validation_crop(image: np.ndarray, image_shape: tuple[int, int, int], resize
     return image[y : y + crop_h, x : x + crop_w]
 
 
-def serving_resize(image_shape: tuple[int, int, int]) -> int:
-    """The shorter side a request image is resized to: every image then covers the crop."""
-    return max(image_shape[1:])
+def serving_resize(image_shape: tuple[int, int, int], recorded: int | None = None) -> int:
+    """The shorter side a request image is resized to: validation's (`recorded`), else the crop's
+    longer side, so that every image covers the crop."""
+    return recorded or max(image_shape[1:])
 
 
 class ClassificationPredictor(ImagePredictor):
     accepts = (JSON, JSONLINES)
 
-    def __init__(self, net, ctx, image_shape: tuple[int, int, int], activation: str):
+    def __init__(
+        self, net, ctx, image_shape: tuple[int, int, int], activation: str, resize: int | None = None
+    ):
         super().__init__(net, ctx)
         self.image_shape, self.activation = image_shape, activation
+        self.resize = serving_resize(image_shape, resize)
+        how = f"resize {self.resize}" if resize else f"resize {self.resize} (the crop's side: none recorded)"
         self.description = (
-            f"image classification, input {','.join(map(str, image_shape))}, {activation} outputs"
+            f"image classification, input {','.join(map(str, image_shape))}, {how}, {activation} outputs"
         )
 
     def prepare(self, body: bytes) -> Prepared:
@@ -71,7 +78,7 @@ class ClassificationPredictor(ImagePredictor):
         channels = self.image_shape[0]
         image = decode(body, cv2.IMREAD_COLOR if channels == 3 else cv2.IMREAD_GRAYSCALE)
         height, width = image.shape[:2]
-        crop = validation_crop(image, self.image_shape, serving_resize(self.image_shape))
+        crop = validation_crop(image, self.image_shape, self.resize)
         chw = crop[:, :, ::-1].transpose(2, 0, 1) if channels == 3 else crop[None]
         x = mx.nd.array(chw[None].astype(np.float32), ctx=self.ctx)
         return Prepared(x, width, height)
@@ -114,6 +121,7 @@ def export_graph(model: TrainedModel, size: tuple[int, int] | None, dynamic_size
 def load(model: TrainedModel, ctx) -> ClassificationPredictor:
     symbol_path, params, shapes = archive.model_files(model.directory)
     facts = archive.archive_facts(model.directory)
+    resize = archive.recorded_resize(model.directory, facts["image_shape"])
     symbol, activation = inference_graph(symbol_file(symbol_path))
     net = graph_block(symbol, params, ctx)
-    return ClassificationPredictor(net, ctx, facts["image_shape"], activation)
+    return ClassificationPredictor(net, ctx, facts["image_shape"], activation, resize)

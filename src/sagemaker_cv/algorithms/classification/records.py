@@ -70,6 +70,8 @@ class PreparedRecords:
     skipped: list[str]  # the first NAMED_SKIPS undecodable images ("file record N (id X)")
     skipped_count: int = 0
     class_counts: np.ndarray | None = None  # positives per class (multi-label) or samples per class
+    #: (smallest, largest) shorter side of the kept images as stored, before any resize
+    shorter_sides: tuple[int, int] | None = None
 
 
 def check_labels(labels: np.ndarray, rules: LabelRules) -> str | None:
@@ -131,6 +133,7 @@ class SampleChecks:
         self.skipped_count = 0
         self.kept = 0
         self.counts = np.zeros(rules.num_classes, dtype=np.int64)
+        self.shorter_sides: tuple[int, int] | None = None
 
     def labels_ok(self, where: str, labels: np.ndarray) -> bool:
         problem = check_labels(labels, self.rules)
@@ -155,6 +158,9 @@ class SampleChecks:
             self.counts += labels.astype(np.int64)
         else:
             self.counts[int(labels[0])] += 1
+        side = min(image.shape[:2])
+        low, high = self.shorter_sides or (side, side)
+        self.shorter_sides = (min(low, side), max(high, side))
         self.kept += 1
         return KEPT
 
@@ -170,7 +176,16 @@ class SampleChecks:
     ) -> PreparedRecords:
         """What the checks found, with the files that hold the kept samples."""
         return PreparedRecords(
-            channel, source, files, path_imgrec, idx, self.kept, self.skipped, self.skipped_count, self.counts
+            channel,
+            source,
+            files,
+            path_imgrec,
+            idx,
+            self.kept,
+            self.skipped,
+            self.skipped_count,
+            self.counts,
+            self.shorter_sides,
         )
 
 

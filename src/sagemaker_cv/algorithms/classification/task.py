@@ -42,6 +42,8 @@ class ClassificationTask(GluonTask):
         self.log = ClassificationLogLines()
         self.rules = LabelRules(hp.num_classes, hp.multi_label, hp.image_shape, hp.resize)
         self.inputs = data.resolve_inputs(job.channels, job.paths, hp)
+        #: the shorter side serving resizes images to (model-shapes.json); setup_data knows the images
+        self.validation_side: int | None = hp.resize
 
     # ---- data ----------------------------------------------------------------------------------
 
@@ -110,6 +112,12 @@ class ClassificationTask(GluonTask):
     def setup_data(self, prepared: Prepared):
         hp = self.hp
         train, self.val_records = prepared.data["train"], prepared.data.get("validation")
+        # What serving resizes to, recorded in model-shapes.json: validation's images, else the
+        # training images (read without augmentation, they are cropped as validation crops them).
+        sides = next(
+            (r.shorter_sides for r in (self.val_records, train) if isinstance(r, PreparedRecords)), None
+        )
+        self.validation_side = archive.validation_side(hp.resize, sides, hp.image_shape)
         if hp.multi_label:
             self.loss_fn = gluon.loss.SigmoidBinaryCrossEntropyLoss()
             self.pos_weight = None
@@ -274,9 +282,8 @@ class ClassificationTask(GluonTask):
         _, ctx = self.export_source()
         sym_path, params_path = export_symbol_params(self.export_block, model_dir / PREFIX, epoch_number, ctx)
         shapes = model_dir / "model-shapes.json"
-        write_text_atomic(
-            shapes, json.dumps([{"shape": [self.hp.mini_batch_size, *self.hp.image_shape], "name": "data"}])
-        )
+        entries = archive.model_shapes(self.hp.mini_batch_size, self.hp.image_shape, self.validation_side)
+        write_text_atomic(shapes, json.dumps(entries))
         return [sym_path, params_path, shapes]
 
     def close(self) -> None:
