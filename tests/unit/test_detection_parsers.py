@@ -147,11 +147,40 @@ def test_voc_corners_are_one_based_and_inclusive():
         ),
         (voc_xml(DOG.replace("<difficult>1", "<difficult>yes")), "<difficult> 'yes': expected 0 or 1"),
         (b"<annotation>" + b"<a>" * 100000 + b"</a>" * 100000 + b"</annotation>", "no <filename>"),
+        # Misspelt or differently cased elements would drop what they hold without a word.
+        (
+            voc_xml(DOG.replace("object>", "Object>")),
+            "<Object> is not an element of Pascal VOC's <annotation>",
+        ),
+        (
+            voc_xml(DOG.replace("object>", "objects>")),
+            "<objects> is not an element of Pascal VOC's <annotation>",
+        ),
+        (
+            voc_xml(DOG.replace("object>", "obj>")),
+            "<obj> is not an element of Pascal VOC's <annotation>: expected <object>",
+        ),
+        (voc_xml(DOG.replace("difficult>", "Difficult>")), "object 0 ('dog'): <Difficult> is not an element"),
+        (voc_xml(DOG.replace("<ymax>60</ymax>", "<ymax>60</ymax><YMax>6</YMax>")), "<bndbox>: <YMax> is not"),
+        (voc_xml(size="<width>200</width><Height>100</Height>"), "a.xml <size>: <Height> is not an element"),
     ],
 )
 def test_voc_defects_name_the_file_and_the_object(xml, fragment):
     problems = parse_voc(xml, "train_annotation/a.xml").problems
     assert any(p.startswith("train_annotation/a.xml") and fragment in p for p in problems), problems
+
+
+def test_voc_elements_beside_the_ones_read_are_no_defect():
+    """VOC's other elements, comments, and a wrapper around <object>s (whose objects are read)."""
+    xml = voc_xml(
+        "<!-- from LabelImg --><folder>VOC2007</folder><source><database>VOC</database></source>"
+        "<segmented>0</segmented><owner/><path>/tmp/a.jpg</path><objects>"
+        + DOG.replace("<name>", "<pose>Left</pose><truncated>0</truncated><name>")
+        + "</objects>",
+        size="<width>200</width><height>100</height><depth>3</depth>",
+    )
+    parsed = parse_voc(xml, "train_annotation/a.xml")
+    assert parsed.problems == [] and [o.label for o in parsed.objects] == ["dog"]
 
 
 def test_voc_class_ids_from_sorted_names_or_classes_txt():
