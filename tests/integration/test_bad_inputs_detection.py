@@ -9,6 +9,7 @@ written once per module).
 from __future__ import annotations
 
 import json
+import re
 
 import mxnet as mx
 import numpy as np
@@ -73,20 +74,32 @@ def channel_type(name: str, content_type: str):
     return edit
 
 
-def huge_record(root):
-    """The train channel's first record carries a 20000x20000 PNG header."""
-    rec = next((root / "input/data/train").glob("*.rec"))
-    reader = mx.recordio.MXRecordIO(str(rec), "r")
-    records = []
-    while (item := reader.read()) is not None:
-        records.append(item)
-    reader.close()
-    header, _ = mx.recordio.unpack(records[0])
-    records[0] = mx.recordio.pack(header, png_header(20000, 20000))
-    writer = mx.recordio.MXRecordIO(str(rec), "w")
-    for item in records:
-        writer.write(item)
-    writer.close()
+def rewrite_records(split: str, change):
+    """Every record of the split's .rec file replaced by `change(index, header, image)`."""
+
+    def edit(root):
+        rec = next((root / "input/data" / split).glob("*.rec"))
+        reader = mx.recordio.MXRecordIO(str(rec), "r")
+        records = []
+        while (item := reader.read()) is not None:
+            records.append(item)
+        reader.close()
+        writer = mx.recordio.MXRecordIO(str(rec), "w")
+        for index, item in enumerate(records):
+            writer.write(change(index, *mx.recordio.unpack(item)))
+        writer.close()
+
+    return edit
+
+
+def huge_first_image(index, header, image):
+    """The first record carries a 20000x20000 PNG header."""
+    return mx.recordio.pack(header, png_header(20000, 20000) if index == 0 else image)
+
+
+def no_objects(index, header, image):
+    """A label of the header alone ([2, 5]: header and object widths), no object."""
+    return mx.recordio.pack(header._replace(flag=2, label=np.array([2.0, 5.0], np.float32)), image)
 
 
 def bom(relative: str):
@@ -113,6 +126,31 @@ def voc_insert(relative: str, xml: str):
     return edit
 
 
+def each(pattern: str, change):
+    """`change(text)` applied to every file of input/data that `pattern` matches."""
+
+    def edit(root):
+        paths = sorted((root / "input/data").glob(pattern))
+        assert paths, pattern
+        for path in paths:
+            path.write_text(change(path.read_text()))
+
+    return edit
+
+
+def json_text(change):
+    def edit(text):
+        doc = json.loads(text)
+        change(doc)
+        return json.dumps(doc)
+
+    return edit
+
+
+def without_voc_objects(text: str) -> str:
+    return re.sub(r"<object>.*?</object>", "", text)
+
+
 CASES = {
     "images": [
         # A typo in the key that lists the boxes trained every image as background.
@@ -127,6 +165,27 @@ CASES = {
             edit_json(FIRST, lambda d: d.update(anotations=d.pop("annotations"))),
             2,
             (f"{FIRST}: no 'annotations' list (is 'anotations' a misspelling?)",),
+        ),
+        # Not one object to learn from, or to score validation mAP on.
+        Case(
+            "no-object-in-train",
+            each("train_annotation/*.json", json_text(lambda d: d.update(annotations=[]))),
+            2,
+            (
+                "train + train_annotation: found 4 image(s) and no object (every annotation's 'annotations' "
+                "list is empty); training on it would teach the detector that nothing is ever there",
+            ),
+            ("validation",),
+        ),
+        Case(
+            "no-object-in-validation",
+            each("validation_annotation/*.json", json_text(lambda d: d.update(annotations=[]))),
+            2,
+            (
+                "validation + validation_annotation: found 2 image(s) and no object",
+                "validation mAP is undefined without objects",
+            ),
+            ("train +",),
         ),
         Case(
             "nested-200000-deep",
@@ -297,6 +356,15 @@ CASES = {
         ),
         Case("malformed-json", write(COCO, '{"images": ['), 2, (f"{COCO}: not valid JSON (Expecting value",)),
         Case(
+            "every-training-box-a-crowd",
+            coco_change(lambda d: [a.update(iscrowd=1) for a in d["annotations"]]),
+            2,
+            (
+                "train + train_annotation: found 4 image(s) and no object (",
+                "or every one is a crowd (iscrowd=1)",
+            ),
+        ),
+        Case(
             "num-classes-differs",
             set_hyperparameters(num_classes=5),
             2,
@@ -319,6 +387,57 @@ CASES = {
         ),
     ],
     "voc": [
+        # A misspelt or differently cased <object> dropped every box: with classes.txt nothing else
+        # noticed, and every image trained as background.
+        Case(
+            "object-capitalised",
+            each("train_annotation/*.xml", lambda t: t.replace("object>", "Object>")),
+            2,
+            (
+                "train_annotation/image_0000.xml: <Object> is not an element of Pascal VOC's <annotation>: "
+                "expected <object> (names are case-sensitive)",
+                "train_annotation/image_0003.xml: <Object>",
+            ),
+        ),
+        Case(
+            "objects-misspelt",
+            both(
+                each("validation_annotation/image_0000.xml", lambda t: t.replace("object>", "objects>")),
+                each("validation_annotation/image_0001.xml", lambda t: t.replace("object>", "obj>")),
+            ),
+            2,
+            (
+                "validation_annotation/image_0000.xml: <objects> is not an element",
+                "validation_annotation/image_0001.xml: <obj> is not an element of Pascal VOC's <annotation>: "
+                "expected <object>",
+            ),
+        ),
+        Case(
+            "difficult-capitalised",
+            voc_insert(
+                "validation_annotation/image_0000.xml", voc_object("disc").replace("difficult>", "Difficult>")
+            ),
+            2,
+            ("validation_annotation/image_0000.xml object 1 ('disc'): <Difficult> is not an element",),
+        ),
+        Case(
+            "no-object-in-train",
+            each("train_annotation/*.xml", without_voc_objects),
+            2,
+            (
+                "train + train_annotation: found 4 image(s) and no object (no XML file holds an <object> "
+                "element); training on it would teach the detector that nothing is ever there",
+            ),
+        ),
+        Case(
+            "every-validation-object-difficult",
+            each("validation_annotation/*.xml", lambda t: t.replace("<difficult>0<", "<difficult>1<")),
+            2,
+            (
+                "validation + validation_annotation: found 2 image(s) whose ",
+                "object(s) are all difficult or crowds, which mAP does not count; validation mAP is undefined",
+            ),
+        ),
         Case(
             "malformed-xml",
             write("train_annotation/image_0001.xml", "<annotation><filename>"),
@@ -360,9 +479,15 @@ CASES = {
     "recordio": [
         Case(
             "20000x20000-png-in-a-record",
-            huge_record,
+            rewrite_records("train", huge_first_image),
             2,
             ("train/train.rec record 1 (id 0): image is 400,000,000 pixels, more than the 33,554,432",),
+        ),
+        Case(
+            "no-object-in-train",
+            rewrite_records("train", no_objects),
+            2,
+            ("train/train.rec: found 4 image(s) and no object (every record's label lists no object)",),
         ),
     ],
 }

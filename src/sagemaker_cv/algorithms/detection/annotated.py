@@ -319,7 +319,15 @@ def pack_split(
     source_name = f"{split} + {annotation_channel}"
     checks.finish(written, source_name, total)
     return PreparedDetection(
-        split, source_name, rec, written, checks.skipped, checks.clipped, checks.empty, difficult
+        split,
+        source_name,
+        rec,
+        written,
+        checks.skipped,
+        checks.clipped,
+        checks.empty,
+        difficult,
+        checks.objects,
     )
 
 

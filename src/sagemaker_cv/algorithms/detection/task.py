@@ -60,6 +60,8 @@ class DetectionTask(GluonTask):
             if self.inputs.format == "images":
                 log.info("Creating record files for %s and %s_annotation", split, split)
             p = data.prepare(self.inputs, split, hp.num_classes, hp.label_width, self.scratch / "data")
+            if split == "validation" and (problem := data.objects_problem(self.inputs, p, split)):
+                raise ClientError(problem)
             if p.clipped:
                 log.warning(
                     "%s: %d box(es) stuck out of their image slightly and were clipped to it",
@@ -71,6 +73,27 @@ class DetectionTask(GluonTask):
             return p
 
         return self.check_splits(data.SPLITS, self.inputs.streams, prepare)
+
+    def check_training_count(self, prepared: PreparedDetection) -> None:
+        """Also: the training data must hold objects (the rule `evaluate` drops with the others).
+        A ShardedByS3Key part on one of several hosts is only a part: this host's images may all be
+        background while the others' are not."""
+        problems = []
+        try:
+            super().check_training_count(prepared)
+        except ClientError as exc:
+            problems += exc.problems
+        problem = data.objects_problem(self.inputs, prepared, "train")
+        if (
+            problem
+            and self.job.channels["train"].distribution == "ShardedByS3Key"
+            and self.job.resource.num_hosts > 1
+        ):
+            log.warning("%s (on this host's ShardedByS3Key part)", problem)
+        elif problem:
+            problems.append(problem)
+        if problems:
+            raise ClientError(problems)
 
     # ---- network -------------------------------------------------------------------------------
 
