@@ -42,6 +42,8 @@ HP = {
 }
 FIRST = "train_annotation/image_0000.json"
 COCO = "train_annotation/instances.json"
+#: an annotation or image refused or unreadable is named once, never again as its partner's "missing" one
+MISSING = ("image without annotation", "annotation without image", "annotated twice")
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +194,7 @@ CASES = {
             write(FIRST, deep(200000)),
             2,
             (f"{FIRST}: not valid JSON (lists and objects nested too deeply)",),
+            MISSING,
         ),
         Case(
             "integer-of-5000-digits",
@@ -222,12 +225,14 @@ CASES = {
             write(FIRST, '{"image_size": [{"width": 1e400, "height": 3}], "annotations": []}'),
             2,
             (f"{FIRST}: image_size=", "with whole numbers of pixels"),
+            MISSING,
         ),
         Case(
             "nul-byte-in-file",
             edit_json(FIRST, lambda d: d.update(file="image\x000000.jpg")),
             2,
             (f"{FIRST}: 'file' must be the image's path in its channel",),
+            MISSING,
         ),
         Case(
             "bom-is-accepted",
@@ -244,6 +249,7 @@ CASES = {
                 "train/image_0001.jpg: is a symlink to",
                 "outside the train channel; copy the file into the channel",
             ),
+            MISSING,
         ),
         Case(
             "symlink-loop",
@@ -252,19 +258,21 @@ CASES = {
             (
                 "train/image_0001.jpg: is a symlink to loop-image_0001.jpg (Too many levels of symbolic links)",
             ),
+            MISSING,
         ),
         Case(
             "fifo-image",
             fifo("train/image_0001.jpg"),
             2,
             ("train/image_0001.jpg: is a FIFO (named pipe); File-mode input must be regular files",),
-            ("image without annotation",),
+            MISSING,
         ),
         Case(
             "fifo-annotation",
             fifo("validation_annotation/image_0000.json"),
             2,
             ("validation_annotation/image_0000.json: is a FIFO (named pipe)",),
+            MISSING,
         ),
         Case(
             "10000x10000-png",
@@ -354,7 +362,21 @@ CASES = {
                 "train/image_0000.jpg: image without annotation: add it to the 'images'",
             ),
         ),
-        Case("malformed-json", write(COCO, '{"images": ['), 2, (f"{COCO}: not valid JSON (Expecting value",)),
+        Case(
+            "malformed-json",
+            write(COCO, '{"images": ['),
+            2,
+            (f"{COCO}: not valid JSON (Expecting value",),
+            MISSING,
+        ),
+        Case("fifo-instances-file", fifo(COCO), 2, (f"{COCO}: is a FIFO (named pipe)",), MISSING),
+        Case(
+            "fifo-image",
+            fifo("validation/image_0001.jpg"),
+            2,
+            ("validation/image_0001.jpg: is a FIFO",),
+            MISSING,
+        ),
         Case(
             "every-training-box-a-crowd",
             coco_change(lambda d: [a.update(iscrowd=1) for a in d["annotations"]]),
@@ -443,7 +465,16 @@ CASES = {
             write("train_annotation/image_0001.xml", "<annotation><filename>"),
             2,
             ("train_annotation/image_0001.xml: not well-formed XML (no element found: line 1",),
+            MISSING,
         ),
+        Case(
+            "fifo-annotation",
+            fifo("train_annotation/image_0002.xml"),
+            2,
+            ("train_annotation/image_0002.xml: is a FIFO (named pipe)",),
+            MISSING,
+        ),
+        Case("fifo-image", fifo("train/image_0002.jpg"), 2, ("train/image_0002.jpg: is a FIFO",), MISSING),
         Case(
             "name-not-in-classes-txt",
             voc_insert("train_annotation/image_0001.xml", voc_object("cat")),
