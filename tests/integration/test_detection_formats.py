@@ -91,7 +91,7 @@ def test_the_class_map_goes_into_the_model_directory(tmp_path):
         _, inputs = records(write(tmp_path / content, content), tmp_path / f"scratch-{content}")
         model = tmp_path / f"model-{content}"
         model.mkdir()
-        written = data.write_class_map(inputs, model)
+        written = data.write_class_map(inputs.annotated.class_map, model)
         if content == "images":  # the per-image JSON names no classes
             assert written == []
         else:

@@ -9,11 +9,17 @@ import json
 import numpy as np
 import pytest
 
-from sagemaker_cv.algorithms.detection.classes import coco_classes, parse_classes_txt, voc_classes
+from sagemaker_cv.algorithms.detection.classes import (
+    coco_classes,
+    parse_classes_txt,
+    read_class_map,
+    voc_classes,
+)
 from sagemaker_cv.algorithms.detection.coco import drop_segmentation, is_coco, parse_coco
 from sagemaker_cv.algorithms.detection.evaluation import VOC07MeanAP
 from sagemaker_cv.algorithms.detection.labels import PixelBox, parse_annotation, pixel_objects
 from sagemaker_cv.algorithms.detection.voc import parse_voc
+from sagemaker_cv.contract.errors import ClientError
 
 SOURCE = "train_annotation/instances.json"
 
@@ -208,6 +214,42 @@ def test_num_classes_must_match_the_class_map():
         "format": "voc",
         "classes": [{"class_id": 0, "name": "cat"}, {"class_id": 1, "name": "dog"}],
     }
+
+
+def test_a_models_class_map_reads_back_and_is_compared_by_class_id():
+    model_map, _ = coco_classes([(7, "dog"), (1, "cat")], "categories")
+    read = read_class_map(json.loads(model_map.text()), "the model's class_map.json")
+    assert (read.format, read.names, read.category_ids) == ("coco", ("cat", "dog"), (1, 7))
+    # Names decide, not where they came from or COCO's category ids.
+    assert voc_classes(["dog", "cat"], None, "VOC names").disagreement(read, "channel 'model'") is None
+    sorted_names = voc_classes(["dog", "bird", "cat"], None, "the VOC object names of validation_annotation")
+    assert read_class_map({"format": "voc", "classes": [{"class_id": 0, "name": "dog"}]}, "m").names == (
+        "dog",
+    )
+    assert voc_classes(["cat"], None, "n").disagreement(read, "m") == (
+        "m: its class_map.json has 0=cat (category 1), 1=dog (category 7), but n define 0=cat; class 1 is "
+        "'dog' in the model and no class in the data, so the model's class ids would be read as other "
+        "classes; a classes.txt in the annotation channel fixes VOC's class ids: list the model's classes in "
+        "its order (cat, dog)"
+    )
+    assert "the model knows no class 'bird'" in sorted_names.disagreement(read, "m")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [],
+        {"format": "yolo", "classes": [{"class_id": 0, "name": "a"}]},
+        {"format": "voc", "classes": []},
+        {"format": "voc", "classes": [{"class_id": 1, "name": "a"}]},
+        {"format": "voc", "classes": [{"class_id": True, "name": "a"}]},
+        {"format": "voc", "classes": [{"class_id": 0, "name": 5}]},
+    ],
+)
+def test_a_class_map_json_not_as_training_writes_it_is_named(doc):
+    with pytest.raises(ClientError) as caught:
+        read_class_map(doc, "the model's class_map.json")
+    assert str(caught.value).startswith("the model's class_map.json: ")
 
 
 def test_difficult_objects_count_neither_way_in_map():

@@ -130,7 +130,7 @@ def _start_model(model: TrainedModel, job: Job, origin: Path):
                 *[line.replace("the model in the model channel", "the model") for line in found],
             ]
         )
-    return incremental.StartModel(model.directory, facts)
+    return incremental.StartModel(model.directory, facts, f"model {origin}")
 
 
 def evaluate(

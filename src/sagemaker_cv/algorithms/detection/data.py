@@ -168,9 +168,9 @@ def objects_problem(inputs: Inputs, prepared: PreparedDetection, split: str) -> 
     return None
 
 
-def write_class_map(inputs: Inputs, model_dir: Path) -> list[Path]:
-    """class_map.json in the model directory when the annotations name their classes (COCO, VOC)."""
-    class_map = inputs.annotated.class_map if inputs.annotated else None
+def write_class_map(class_map: classes.ClassMap | None, model_dir: Path) -> list[Path]:
+    """class_map.json in the model directory when the classes have names: the annotations' (COCO,
+    VOC), or those of the model incremental training started from (its class ids are kept)."""
     if class_map is None:
         return []
     path = model_dir / classes.FILE
