@@ -162,7 +162,7 @@ class DetectionTask(GluonTask):
     def class_map(self) -> ClassMap | None:
         """The classes' names: the data's (COCO, VOC), else those of the model started from."""
         data_map = self.inputs.annotated.class_map if self.inputs.annotated else None
-        return data_map or self.start_class_map
+        return data_map if data_map is not None else self.start_class_map
 
     def _check_start_classes(self, start: StartModel) -> None:
         """The model started from (incremental training, `evaluate`) must mean by each class id the
