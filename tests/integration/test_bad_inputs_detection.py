@@ -9,6 +9,7 @@ written once per module).
 from __future__ import annotations
 
 import json
+import re
 
 import mxnet as mx
 import numpy as np
@@ -41,6 +42,8 @@ HP = {
 }
 FIRST = "train_annotation/image_0000.json"
 COCO = "train_annotation/instances.json"
+#: an annotation or image refused or unreadable is named once, never again as its partner's "missing" one
+MISSING = ("image without annotation", "annotation without image", "annotated twice")
 
 
 @pytest.fixture(scope="module")
@@ -73,20 +76,32 @@ def channel_type(name: str, content_type: str):
     return edit
 
 
-def huge_record(root):
-    """The train channel's first record carries a 20000x20000 PNG header."""
-    rec = next((root / "input/data/train").glob("*.rec"))
-    reader = mx.recordio.MXRecordIO(str(rec), "r")
-    records = []
-    while (item := reader.read()) is not None:
-        records.append(item)
-    reader.close()
-    header, _ = mx.recordio.unpack(records[0])
-    records[0] = mx.recordio.pack(header, png_header(20000, 20000))
-    writer = mx.recordio.MXRecordIO(str(rec), "w")
-    for item in records:
-        writer.write(item)
-    writer.close()
+def rewrite_records(split: str, change):
+    """Every record of the split's .rec file replaced by `change(index, header, image)`."""
+
+    def edit(root):
+        rec = next((root / "input/data" / split).glob("*.rec"))
+        reader = mx.recordio.MXRecordIO(str(rec), "r")
+        records = []
+        while (item := reader.read()) is not None:
+            records.append(item)
+        reader.close()
+        writer = mx.recordio.MXRecordIO(str(rec), "w")
+        for index, item in enumerate(records):
+            writer.write(change(index, *mx.recordio.unpack(item)))
+        writer.close()
+
+    return edit
+
+
+def huge_first_image(index, header, image):
+    """The first record carries a 20000x20000 PNG header."""
+    return mx.recordio.pack(header, png_header(20000, 20000) if index == 0 else image)
+
+
+def no_objects(index, header, image):
+    """A label of the header alone ([2, 5]: header and object widths), no object."""
+    return mx.recordio.pack(header._replace(flag=2, label=np.array([2.0, 5.0], np.float32)), image)
 
 
 def bom(relative: str):
@@ -113,6 +128,31 @@ def voc_insert(relative: str, xml: str):
     return edit
 
 
+def each(pattern: str, change):
+    """`change(text)` applied to every file of input/data that `pattern` matches."""
+
+    def edit(root):
+        paths = sorted((root / "input/data").glob(pattern))
+        assert paths, pattern
+        for path in paths:
+            path.write_text(change(path.read_text()))
+
+    return edit
+
+
+def json_text(change):
+    def edit(text):
+        doc = json.loads(text)
+        change(doc)
+        return json.dumps(doc)
+
+    return edit
+
+
+def without_voc_objects(text: str) -> str:
+    return re.sub(r"<object>.*?</object>", "", text)
+
+
 CASES = {
     "images": [
         # A typo in the key that lists the boxes trained every image as background.
@@ -128,11 +168,33 @@ CASES = {
             2,
             (f"{FIRST}: no 'annotations' list (is 'anotations' a misspelling?)",),
         ),
+        # Not one object to learn from, or to score validation mAP on.
+        Case(
+            "no-object-in-train",
+            each("train_annotation/*.json", json_text(lambda d: d.update(annotations=[]))),
+            2,
+            (
+                "train + train_annotation: found 4 image(s) and no object (every annotation's 'annotations' "
+                "list is empty); training on it would teach the detector that nothing is ever there",
+            ),
+            ("validation",),
+        ),
+        Case(
+            "no-object-in-validation",
+            each("validation_annotation/*.json", json_text(lambda d: d.update(annotations=[]))),
+            2,
+            (
+                "validation + validation_annotation: found 2 image(s) and no object",
+                "validation mAP is undefined without objects",
+            ),
+            ("train +",),
+        ),
         Case(
             "nested-200000-deep",
             write(FIRST, deep(200000)),
             2,
             (f"{FIRST}: not valid JSON (lists and objects nested too deeply)",),
+            MISSING,
         ),
         Case(
             "integer-of-5000-digits",
@@ -163,12 +225,14 @@ CASES = {
             write(FIRST, '{"image_size": [{"width": 1e400, "height": 3}], "annotations": []}'),
             2,
             (f"{FIRST}: image_size=", "with whole numbers of pixels"),
+            MISSING,
         ),
         Case(
             "nul-byte-in-file",
             edit_json(FIRST, lambda d: d.update(file="image\x000000.jpg")),
             2,
             (f"{FIRST}: 'file' must be the image's path in its channel",),
+            MISSING,
         ),
         Case(
             "bom-is-accepted",
@@ -185,6 +249,7 @@ CASES = {
                 "train/image_0001.jpg: is a symlink to",
                 "outside the train channel; copy the file into the channel",
             ),
+            MISSING,
         ),
         Case(
             "symlink-loop",
@@ -193,19 +258,21 @@ CASES = {
             (
                 "train/image_0001.jpg: is a symlink to loop-image_0001.jpg (Too many levels of symbolic links)",
             ),
+            MISSING,
         ),
         Case(
             "fifo-image",
             fifo("train/image_0001.jpg"),
             2,
             ("train/image_0001.jpg: is a FIFO (named pipe); File-mode input must be regular files",),
-            ("image without annotation",),
+            MISSING,
         ),
         Case(
             "fifo-annotation",
             fifo("validation_annotation/image_0000.json"),
             2,
             ("validation_annotation/image_0000.json: is a FIFO (named pipe)",),
+            MISSING,
         ),
         Case(
             "10000x10000-png",
@@ -295,7 +362,30 @@ CASES = {
                 "train/image_0000.jpg: image without annotation: add it to the 'images'",
             ),
         ),
-        Case("malformed-json", write(COCO, '{"images": ['), 2, (f"{COCO}: not valid JSON (Expecting value",)),
+        Case(
+            "malformed-json",
+            write(COCO, '{"images": ['),
+            2,
+            (f"{COCO}: not valid JSON (Expecting value",),
+            MISSING,
+        ),
+        Case("fifo-instances-file", fifo(COCO), 2, (f"{COCO}: is a FIFO (named pipe)",), MISSING),
+        Case(
+            "fifo-image",
+            fifo("validation/image_0001.jpg"),
+            2,
+            ("validation/image_0001.jpg: is a FIFO",),
+            MISSING,
+        ),
+        Case(
+            "every-training-box-a-crowd",
+            coco_change(lambda d: [a.update(iscrowd=1) for a in d["annotations"]]),
+            2,
+            (
+                "train + train_annotation: found 4 image(s) and no object (",
+                "or every one is a crowd (iscrowd=1)",
+            ),
+        ),
         Case(
             "num-classes-differs",
             set_hyperparameters(num_classes=5),
@@ -319,12 +409,72 @@ CASES = {
         ),
     ],
     "voc": [
+        # A misspelt or differently cased <object> dropped every box: with classes.txt nothing else
+        # noticed, and every image trained as background.
+        Case(
+            "object-capitalised",
+            each("train_annotation/*.xml", lambda t: t.replace("object>", "Object>")),
+            2,
+            (
+                "train_annotation/image_0000.xml: <Object> is not an element of Pascal VOC's <annotation>: "
+                "expected <object> (names are case-sensitive)",
+                "train_annotation/image_0003.xml: <Object>",
+            ),
+        ),
+        Case(
+            "objects-misspelt",
+            both(
+                each("validation_annotation/image_0000.xml", lambda t: t.replace("object>", "objects>")),
+                each("validation_annotation/image_0001.xml", lambda t: t.replace("object>", "obj>")),
+            ),
+            2,
+            (
+                "validation_annotation/image_0000.xml: <objects> is not an element",
+                "validation_annotation/image_0001.xml: <obj> is not an element of Pascal VOC's <annotation>: "
+                "expected <object>",
+            ),
+        ),
+        Case(
+            "difficult-capitalised",
+            voc_insert(
+                "validation_annotation/image_0000.xml", voc_object("disc").replace("difficult>", "Difficult>")
+            ),
+            2,
+            ("validation_annotation/image_0000.xml object 1 ('disc'): <Difficult> is not an element",),
+        ),
+        Case(
+            "no-object-in-train",
+            each("train_annotation/*.xml", without_voc_objects),
+            2,
+            (
+                "train + train_annotation: found 4 image(s) and no object (no XML file holds an <object> "
+                "element); training on it would teach the detector that nothing is ever there",
+            ),
+        ),
+        Case(
+            "every-validation-object-difficult",
+            each("validation_annotation/*.xml", lambda t: t.replace("<difficult>0<", "<difficult>1<")),
+            2,
+            (
+                "validation + validation_annotation: found 2 image(s) whose ",
+                "object(s) are all difficult or crowds, which mAP does not count; validation mAP is undefined",
+            ),
+        ),
         Case(
             "malformed-xml",
             write("train_annotation/image_0001.xml", "<annotation><filename>"),
             2,
             ("train_annotation/image_0001.xml: not well-formed XML (no element found: line 1",),
+            MISSING,
         ),
+        Case(
+            "fifo-annotation",
+            fifo("train_annotation/image_0002.xml"),
+            2,
+            ("train_annotation/image_0002.xml: is a FIFO (named pipe)",),
+            MISSING,
+        ),
+        Case("fifo-image", fifo("train/image_0002.jpg"), 2, ("train/image_0002.jpg: is a FIFO",), MISSING),
         Case(
             "name-not-in-classes-txt",
             voc_insert("train_annotation/image_0001.xml", voc_object("cat")),
@@ -360,9 +510,15 @@ CASES = {
     "recordio": [
         Case(
             "20000x20000-png-in-a-record",
-            huge_record,
+            rewrite_records("train", huge_first_image),
             2,
             ("train/train.rec record 1 (id 0): image is 400,000,000 pixels, more than the 33,554,432",),
+        ),
+        Case(
+            "no-object-in-train",
+            rewrite_records("train", no_objects),
+            2,
+            ("train/train.rec: found 4 image(s) and no object (every record's label lists no object)",),
         ),
     ],
 }

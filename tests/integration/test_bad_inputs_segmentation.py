@@ -31,6 +31,8 @@ pytestmark = pytest.mark.fast
 
 HP = {"crop_size": 40, "base_size": 48, "mini_batch_size": 2, "validation_mini_batch_size": 1, "epochs": 1}
 MAP = "label_map/train_label_map.json"
+#: a file the listing refused is named once, never again as the partner's "missing" file
+MISSING = ("no label image", "no image with this name", "not a readable image")
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +99,7 @@ CASES = {
             link_outside("train/img_0002.jpg"),
             2,
             ("train/img_0002.jpg: is a symlink to", "outside the train channel"),
+            MISSING,
         ),
         Case(
             "symlink-loop",
@@ -105,6 +108,7 @@ CASES = {
             (
                 "train_annotation/img_0002.png: is a symlink to loop-img_0002.png (Too many levels of symbolic links)",
             ),
+            MISSING,
         ),
         Case(
             "fifo-mask",
@@ -113,7 +117,14 @@ CASES = {
             (
                 "validation_annotation/img_0001.png: is a FIFO (named pipe); File-mode input must be regular files",
             ),
-            ("not a readable image",),
+            MISSING,
+        ),
+        Case(
+            "fifo-image",
+            fifo("train/img_0001.jpg"),
+            2,
+            ("train/img_0001.jpg: is a FIFO (named pipe); File-mode input must be regular files",),
+            MISSING,
         ),
     ],
     "map": [

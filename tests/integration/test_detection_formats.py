@@ -9,6 +9,7 @@ trains SSD ResNet-50 at 300 px for one epoch of four images, about 20 s each).
 from __future__ import annotations
 
 import json
+import shutil
 
 import mxnet as mx
 import numpy as np
@@ -91,7 +92,7 @@ def test_the_class_map_goes_into_the_model_directory(tmp_path):
         _, inputs = records(write(tmp_path / content, content), tmp_path / f"scratch-{content}")
         model = tmp_path / f"model-{content}"
         model.mkdir()
-        written = data.write_class_map(inputs, model)
+        written = data.write_class_map(inputs.annotated.class_map, model)
         if content == "images":  # the per-image JSON names no classes
             assert written == []
         else:
@@ -122,3 +123,23 @@ def test_one_epoch_trains_from_coco(tmp_path):
 def test_one_epoch_trains_from_voc(tmp_path):
     run = one_epoch(tmp_path, "voc")
     assert "Class map from train_annotation/classes.txt: 0=disc, 1=square, 2=triangle" in run.out
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_from_unnamed_data_keeps_the_models_class_names(tmp_path):
+    """Incremental training from a VOC-trained model on RecordIO (no names): the new model's
+    class_map.json is the earlier one's, since the class ids are kept."""
+    first = one_epoch(tmp_path / "first", "voc")
+    root = tmp_path / "second"
+    write_detection_tree(
+        root, content="recordio", train_images=4, val_images=2, max_objects=3, hyperparameters=HP
+    )
+    shutil.copytree(first.root / "model", root / "input/data/model")
+    config = root / "input/config/inputdataconfig.json"
+    channels = json.loads(config.read_text())
+    channels["model"] = {"ContentType": "application/x-sagemaker-model", "TrainingInputMode": "File"}
+    config.write_text(json.dumps(channels))
+    run = train(root, "--algorithm", "object-detection")
+    assert run.code == 0, run.out[-3000:]
+    assert "Class names from the class_map.json of channel 'model': 0=disc, 1=square, 2=triangle" in run.out
+    assert (root / "model/class_map.json").read_text() == (first.root / "model/class_map.json").read_text()

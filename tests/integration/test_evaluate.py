@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import mxnet as mx
 import numpy as np
 import pytest
 from ml_tree import set_hyperparameters, train
 
+from sagemaker_cv.algorithms.detection.classes import ClassMap
 from sagemaker_cv.cli import main
+from sagemaker_cv.tools.detection_demo import write_detection_tree
+
+SHAPES = ("disc", "square", "triangle")  # the example data's classes, in class id order
 
 
 def evaluate(capsys, *args) -> tuple[int, dict | None, str, str]:
@@ -78,6 +83,61 @@ def test_object_detection(trained, capsys, tmp_path):
             objects[int(cls)] = objects.get(int(cls), 0) + 1
     assert {row["class"]: row["objects"] for row in report["classes"]} == objects
     assert all(0 <= row["AP@[.5:.95]"] <= row["AP"] + 1e-9 or row["AP"] == 0 for row in report["classes"])
+
+
+def with_class_map(job, target, names: tuple[str, ...]):
+    """A copy of a trained detection model whose class_map.json names its classes `names`."""
+    model = shutil.copytree(job.model_dir, target)
+    (model / "class_map.json").write_text(ClassMap("voc", "classes.txt", names).text())
+    return model
+
+
+@pytest.mark.fast
+def test_object_detection_names_the_classes_from_the_models_class_map(trained, capsys, tmp_path):
+    """The reference job's data (RecordIO) names no class: the model's class_map.json does."""
+    job = trained("object-detection")
+    model = with_class_map(job, tmp_path / "model", SHAPES)
+    code, report, out, _ = evaluate(
+        capsys, "--model", model, "--ml-root", job.root, "--output", tmp_path / "r.json"
+    )
+    assert code == 0, out[-2000:]
+    assert report["classes"] and [row["name"] for row in report["classes"]] == [
+        SHAPES[row["class"]] for row in report["classes"]
+    ]
+    code, report, _, _ = evaluate(
+        capsys, "--model", job.model_dir, "--ml-root", job.root, "--output", tmp_path / "s.json"
+    )
+    assert code == 0 and all("name" not in row for row in report["classes"])
+
+
+@pytest.mark.fast
+def test_object_detection_refuses_data_whose_classes_are_not_the_models(trained, capsys, tmp_path):
+    """VOC data whose class ids would mean other classes than the model's: per-class AP would be
+    misaligned without a word."""
+    job = trained("object-detection")
+    root = tmp_path / "ml"
+    write_detection_tree(
+        root, content="voc", train_images=4, val_images=2, hyperparameters=job.hyperparameters
+    )
+    swapped = with_class_map(job, tmp_path / "swapped", ("square", "disc", "triangle"))
+    code, report, _, err = evaluate(capsys, "--model", swapped, "--ml-root", root)
+    assert (code, report) == (2, None)
+    assert err.strip() == (
+        f"sagemaker-cv evaluate: model {swapped}: its class_map.json has 0=square, 1=disc, 2=triangle, but "
+        "train_annotation/classes.txt define 0=disc, 1=square, 2=triangle; class 0 is 'square' in the model and "
+        "'disc' in the data, so the model's class ids would be read as other classes; a classes.txt in the "
+        "annotation channel fixes VOC's class ids: list the model's classes in its order (square, disc, triangle)"
+    )
+    other = with_class_map(job, tmp_path / "other", ("cat", "square", "triangle"))
+    code, _, _, err = evaluate(capsys, "--model", other, "--ml-root", root)
+    assert code == 2 and "class 0 is 'cat' in the model and 'disc' in the data" in err
+    assert "the model knows no class 'disc'" in err
+    same = with_class_map(job, tmp_path / "same", SHAPES)
+    code, report, out, _ = evaluate(
+        capsys, "--model", same, "--ml-root", root, "--output", tmp_path / "r.json"
+    )
+    assert code == 0, out[-2000:]
+    assert all(row["name"] == SHAPES[row["class"]] for row in report["classes"])
 
 
 @pytest.mark.fast

@@ -13,7 +13,10 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 import pytest
-from ml_tree import set_hyperparameters, train
+from ml_tree import in_process, set_hyperparameters, train
+
+from sagemaker_cv.algorithms.detection.classes import ClassMap
+from sagemaker_cv.tools.detection_demo import write_detection_tree
 
 pytestmark = pytest.mark.fast
 
@@ -79,3 +82,48 @@ def test_a_model_of_another_network_is_refused_naming_each_mismatch(first, tmp_p
         "num_layers: the model in the model channel has 20, this job has 32",
         "image_shape: the model in the model channel has 3,24,24, this job has 3,18,18",
     ]
+
+
+def detection_with_model_channel(trained, target: Path, content: str, names: tuple[str, ...]) -> Path:
+    """A new detection tree (`content`) whose model channel holds the reference job's model with a
+    class_map.json naming its classes `names`."""
+    job = trained("object-detection")
+    write_detection_tree(
+        target, content=content, train_images=4, val_images=2, hyperparameters=job.hyperparameters
+    )
+    model = target / "input" / "data" / "model"
+    shutil.copytree(job.model_dir, model)
+    (model / "class_map.json").write_text(ClassMap("coco", "x", names, (1, 3, 7)).text())
+    config = target / "input" / "config" / "inputdataconfig.json"
+    channels = json.loads(config.read_text())
+    channels["model"] = {"ContentType": "application/x-sagemaker-model", "TrainingInputMode": "File"}
+    config.write_text(json.dumps(channels))
+    return target
+
+
+def test_a_model_whose_classes_are_not_the_datas_is_refused(trained, tmp_path):
+    """COCO data numbered otherwise than the model's classes: the model's class ids would be
+    trained on as other classes."""
+    root = detection_with_model_channel(trained, tmp_path / "ml", "coco", ("square", "disc", "triangle"))
+    run = in_process(root, "--algorithm", "object-detection")
+    assert run.code == 2, run.out[-3000:]
+    assert run.failure == (
+        "ClientError: channel 'model': its class_map.json has 0=square (category 1), 1=disc (category 3), "
+        "2=triangle (category 7), but the COCO categories of train_annotation and validation_annotation define "
+        "0=disc (category 1), 1=square (category 3), 2=triangle (category 7); class 0 is 'square' in the model "
+        "and 'disc' in the data, so the model's class ids would be read as other classes; COCO's class ids "
+        "follow ascending category id: number the categories in the model's order"
+    )
+
+
+def test_data_without_class_names_takes_the_models(trained, tmp_path):
+    """RecordIO names no class: the model channel's class_map.json names them (and is written
+    with the new model); COCO data of the model's classes fits."""
+    names = ("disc", "square", "triangle")
+    root = detection_with_model_channel(trained, tmp_path / "rec", "recordio", names)
+    run = in_process(root, "--algorithm", "object-detection")
+    assert run.code == 0, run.out[-3000:]
+    assert "Class names from the class_map.json of channel 'model': 0=disc (category 1), 1=square" in run.out
+    root = detection_with_model_channel(trained, tmp_path / "coco", "coco", names)
+    run = in_process(root, "--algorithm", "object-detection")
+    assert run.code == 0, run.out[-3000:]

@@ -9,11 +9,17 @@ import json
 import numpy as np
 import pytest
 
-from sagemaker_cv.algorithms.detection.classes import coco_classes, parse_classes_txt, voc_classes
+from sagemaker_cv.algorithms.detection.classes import (
+    coco_classes,
+    parse_classes_txt,
+    read_class_map,
+    voc_classes,
+)
 from sagemaker_cv.algorithms.detection.coco import drop_segmentation, is_coco, parse_coco
 from sagemaker_cv.algorithms.detection.evaluation import VOC07MeanAP
 from sagemaker_cv.algorithms.detection.labels import PixelBox, parse_annotation, pixel_objects
 from sagemaker_cv.algorithms.detection.voc import parse_voc
+from sagemaker_cv.contract.errors import ClientError
 
 SOURCE = "train_annotation/instances.json"
 
@@ -147,11 +153,40 @@ def test_voc_corners_are_one_based_and_inclusive():
         ),
         (voc_xml(DOG.replace("<difficult>1", "<difficult>yes")), "<difficult> 'yes': expected 0 or 1"),
         (b"<annotation>" + b"<a>" * 100000 + b"</a>" * 100000 + b"</annotation>", "no <filename>"),
+        # Misspelt or differently cased elements would drop what they hold without a word.
+        (
+            voc_xml(DOG.replace("object>", "Object>")),
+            "<Object> is not an element of Pascal VOC's <annotation>",
+        ),
+        (
+            voc_xml(DOG.replace("object>", "objects>")),
+            "<objects> is not an element of Pascal VOC's <annotation>",
+        ),
+        (
+            voc_xml(DOG.replace("object>", "obj>")),
+            "<obj> is not an element of Pascal VOC's <annotation>: expected <object>",
+        ),
+        (voc_xml(DOG.replace("difficult>", "Difficult>")), "object 0 ('dog'): <Difficult> is not an element"),
+        (voc_xml(DOG.replace("<ymax>60</ymax>", "<ymax>60</ymax><YMax>6</YMax>")), "<bndbox>: <YMax> is not"),
+        (voc_xml(size="<width>200</width><Height>100</Height>"), "a.xml <size>: <Height> is not an element"),
     ],
 )
 def test_voc_defects_name_the_file_and_the_object(xml, fragment):
     problems = parse_voc(xml, "train_annotation/a.xml").problems
     assert any(p.startswith("train_annotation/a.xml") and fragment in p for p in problems), problems
+
+
+def test_voc_elements_beside_the_ones_read_are_no_defect():
+    """VOC's other elements, comments, and a wrapper around <object>s (whose objects are read)."""
+    xml = voc_xml(
+        "<!-- from LabelImg --><folder>VOC2007</folder><source><database>VOC</database></source>"
+        "<segmented>0</segmented><owner/><path>/tmp/a.jpg</path><objects>"
+        + DOG.replace("<name>", "<pose>Left</pose><truncated>0</truncated><name>")
+        + "</objects>",
+        size="<width>200</width><height>100</height><depth>3</depth>",
+    )
+    parsed = parse_voc(xml, "train_annotation/a.xml")
+    assert parsed.problems == [] and [o.label for o in parsed.objects] == ["dog"]
 
 
 def test_voc_class_ids_from_sorted_names_or_classes_txt():
@@ -179,6 +214,42 @@ def test_num_classes_must_match_the_class_map():
         "format": "voc",
         "classes": [{"class_id": 0, "name": "cat"}, {"class_id": 1, "name": "dog"}],
     }
+
+
+def test_a_models_class_map_reads_back_and_is_compared_by_class_id():
+    model_map, _ = coco_classes([(7, "dog"), (1, "cat")], "categories")
+    read = read_class_map(json.loads(model_map.text()), "the model's class_map.json")
+    assert (read.format, read.names, read.category_ids) == ("coco", ("cat", "dog"), (1, 7))
+    # Names decide, not where they came from or COCO's category ids.
+    assert voc_classes(["dog", "cat"], None, "VOC names").disagreement(read, "channel 'model'") is None
+    sorted_names = voc_classes(["dog", "bird", "cat"], None, "the VOC object names of validation_annotation")
+    assert read_class_map({"format": "voc", "classes": [{"class_id": 0, "name": "dog"}]}, "m").names == (
+        "dog",
+    )
+    assert voc_classes(["cat"], None, "n").disagreement(read, "m") == (
+        "m: its class_map.json has 0=cat (category 1), 1=dog (category 7), but n define 0=cat; class 1 is "
+        "'dog' in the model and no class in the data, so the model's class ids would be read as other "
+        "classes; a classes.txt in the annotation channel fixes VOC's class ids: list the model's classes in "
+        "its order (cat, dog)"
+    )
+    assert "the model knows no class 'bird'" in sorted_names.disagreement(read, "m")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [],
+        {"format": "yolo", "classes": [{"class_id": 0, "name": "a"}]},
+        {"format": "voc", "classes": []},
+        {"format": "voc", "classes": [{"class_id": 1, "name": "a"}]},
+        {"format": "voc", "classes": [{"class_id": True, "name": "a"}]},
+        {"format": "voc", "classes": [{"class_id": 0, "name": 5}]},
+    ],
+)
+def test_a_class_map_json_not_as_training_writes_it_is_named(doc):
+    with pytest.raises(ClientError) as caught:
+        read_class_map(doc, "the model's class_map.json")
+    assert str(caught.value).startswith("the model's class_map.json: ")
 
 
 def test_difficult_objects_count_neither_way_in_map():

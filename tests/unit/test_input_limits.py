@@ -66,8 +66,13 @@ def test_the_channel_walker_names_what_cannot_be_read(tmp_path):
     (channel / "linked").symlink_to(tmp_path)  # a directory outside
     os.mkfifo(channel / "pipe.jpg")
     (channel / "notes.txt").write_text("x")
-    found, problems = files.channel_files(channel, "train", lambda p: p.suffix != ".txt")
+    listing = files.list_channel(channel, "train", lambda p: p.suffix != ".txt")
+    found, problems = listing.files, listing.problems
     assert [p.relative_to(channel).as_posix() for p in found] == ["a.jpg", "in.jpg", "sub/b.jpg"]
+    # What was refused is kept, so that a partner file is not reported "missing" after it.
+    assert sorted(listing.refused) == ["gone.jpg", "loop.jpg", "loop2.jpg", "out.jpg", "pipe.jpg"]
+    assert listing.unlisted == ("linked",) and listing.refused_stems >= {"pipe", "out"}
+    assert listing.withholds("pipe") and listing.withholds("linked/x") and not listing.withholds("a")
     assert sorted(problems) == sorted(
         [
             f"train/out.jpg: is a symlink to {tmp_path / 'outside.jpg'}, outside the train channel; copy the "
@@ -95,6 +100,9 @@ def test_a_directory_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
         [],
         ["train/private: cannot be listed (Permission denied)"],
     )
+    listing = files.list_channel(channel, "train")
+    assert listing.unlisted == ("private",) and listing.withholds("private/deeper/a")
+    assert not listing.withholds("privately") and not listing.withholds("a")
 
 
 def test_image_sizes_come_from_the_header_alone():

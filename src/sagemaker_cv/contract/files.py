@@ -18,7 +18,8 @@ import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from sagemaker_cv.contract.errors import ClientError
@@ -150,7 +151,37 @@ def read_json(path: Path, name: str, *, limit: int | None = None, **options) -> 
     return decode_json(read_text(path, name, limit=limit), name, **options)
 
 
+@dataclass(frozen=True)
+class Listing:
+    """A File-mode channel's files and a problem naming each entry that is not one. The refused
+    entries' paths are kept too (relative to the channel): a reader that pairs files across
+    channels (an image and its annotation or mask) must not report the partner of a refused file
+    as "missing" a second time, nor anything that may lie in a directory it could not list."""
+
+    files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    refused: tuple[str, ...] = ()  # entries named in `problems` that were not read as files
+    unlisted: tuple[str, ...] = ()  # directories whose files are unknown ("." is the channel)
+
+    @property
+    def refused_stems(self) -> set[str]:
+        return {PurePosixPath(path).stem for path in self.refused}
+
+    def withholds(self, key: str) -> bool:
+        """Whether the file `key` (its path in the channel without suffix) may be one that this
+        listing refused or could not see."""
+        return any(PurePosixPath(path).with_suffix("").as_posix() == key for path in self.refused) or any(
+            folder == "." or key.startswith(folder + "/") for folder in self.unlisted
+        )
+
+
 def channel_files(directory: Path, channel: str, wanted=None) -> tuple[list[Path], list[str]]:
+    """`list_channel`'s files and problems."""
+    listing = list_channel(directory, channel, wanted)
+    return listing.files, listing.problems
+
+
+def list_channel(directory: Path, channel: str, wanted=None) -> Listing:
     """Every file under a File-mode channel directory (recursively, sorted by its path in the
     channel) that `wanted(path)` accepts, and a problem naming each entry that cannot be read as
     one: a directory that cannot be listed, a FIFO, socket or device, a symlink that leaves the
@@ -158,13 +189,18 @@ def channel_files(directory: Path, channel: str, wanted=None) -> tuple[list[Path
     FIFO opened for reading blocks: neither may pass unseen.)"""
     found: list[Path] = []
     problems: list[str] = []
+    refused: list[str] = []
+    folders: list[str] = []
+
+    def relative(path: str | Path) -> str:
+        return Path(path).relative_to(directory).as_posix()
 
     def shown(path: str | Path) -> str:
-        relative = Path(path).relative_to(directory).as_posix()
-        return channel if relative == "." else f"{channel}/{relative}"
+        return channel if relative(path) == "." else f"{channel}/{relative(path)}"
 
     def unlisted(exc: OSError) -> None:
         problems.append(os_problem(shown(exc.filename), exc, "cannot be listed"))
+        folders.append(relative(exc.filename))
 
     for top, dirs, names in os.walk(directory, onerror=unlisted):
         dirs.sort()
@@ -184,20 +220,23 @@ def channel_files(directory: Path, channel: str, wanted=None) -> tuple[list[Path
                     problems.append(f"{shown(path)}: is a symlink to {os.readlink(path)} {reason}")
                 else:
                     problems.append(os_problem(shown(path), exc))
+                refused.append(relative(path))
                 continue
             if path.is_symlink() and not inside(path, directory):
                 problems.append(
                     f"{shown(path)}: is a symlink to {path.resolve()}, outside the {channel} channel; copy "
                     "the file into the channel"
                 )
+                (folders if stat.S_ISDIR(mode) else refused).append(relative(path))
             elif stat.S_ISDIR(mode):
                 continue  # a symlink to a directory of the channel: its files are listed there
             elif not stat.S_ISREG(mode):
                 problems.append(f"{shown(path)}: is {file_kind(mode)}; File-mode input must be regular files")
+                refused.append(relative(path))
             else:
                 found.append(path)
     found.sort(key=lambda p: p.relative_to(directory).as_posix())
-    return found, problems
+    return Listing(found, problems, tuple(refused), tuple(folders))
 
 
 def inside(path: Path, root: Path) -> bool:

@@ -101,10 +101,10 @@ def evaluation_job(job: Job, channel: str) -> Job:
 
 class _Evaluating:
     """What evaluation changes in an algorithm's Task: nothing trains, so the rules about the
-    training count (at least a batch; num_training_samples) do not apply, and a batch never
-    needs more images than the channel holds."""
+    training data (at least a batch; num_training_samples; detection: objects to learn) do not
+    apply, and a batch never needs more images than the channel holds."""
 
-    def check_training_count(self, source: str, count: int) -> None:
+    def check_training_count(self, prepared) -> None:
         pass
 
     def setup(self, prepared) -> None:
@@ -130,7 +130,7 @@ def _start_model(model: TrainedModel, job: Job, origin: Path):
                 *[line.replace("the model in the model channel", "the model") for line in found],
             ]
         )
-    return incremental.StartModel(model.directory, facts)
+    return incremental.StartModel(model.directory, facts, f"model {origin}")
 
 
 def evaluate(

@@ -153,8 +153,8 @@ class GluonTask(Task):
         """The split loop of every algorithm's check_data: a split in `streams` (Pipe mode) is
         logged and checked as it arrives; the others are prepared (`prepare(split)`: checked and
         made readable, an object with `source`, `count`, `skipped` (the first names) and
-        `skipped_count`), and every split's problems
-        end in one ClientError. Then the training count is checked and skipped images noted."""
+        `skipped_count`) and the training count is checked; every split's problems end in one
+        ClientError. Then skipped images are noted."""
         prepared, problems = {}, []
         for split in splits:
             if split in streams:
@@ -162,12 +162,12 @@ class GluonTask(Task):
                 continue
             try:
                 prepared[split] = prepare(split)
+                if split == "train":
+                    self.check_training_count(prepared[split])
             except ClientError as exc:  # every split is checked: one error lists every problem
                 problems.extend(exc.problems)
         if problems:
             raise ClientError(problems)
-        if "train" in prepared:
-            self.check_training_count(prepared["train"].source, prepared["train"].count)
         notes = tuple(self.skipped_note(p) for p in prepared.values() if p.skipped)
         for note in notes:
             log.warning(note)
@@ -185,10 +185,10 @@ class GluonTask(Task):
             "Reading %s in Pipe mode from %s_0, %s_1, ... (checked as it streams)", split, channel, channel
         )
 
-    def check_training_count(self, source: str, count: int) -> None:
-        """Refuse fewer usable training images than a batch; say when num_training_samples (which
-        sets up the schedule) disagrees with the data."""
-        hp = self.hp
+    def check_training_count(self, prepared) -> None:
+        """Refuse fewer usable training images (of the prepared train split) than a batch; say when
+        num_training_samples (which sets up the schedule) disagrees with the data."""
+        hp, source, count = self.hp, prepared.source, prepared.count
         if count < hp.mini_batch_size:
             raise ClientError(
                 f"{source}: {count} usable training image(s), fewer than "

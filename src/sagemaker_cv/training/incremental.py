@@ -32,6 +32,7 @@ PREPARED_KEY = "start_model"  # where the start model travels in Prepared.data
 class StartModel:
     directory: Path  # the earlier job's model files, unpacked
     facts: dict[str, Any]
+    origin: str = "channel 'model'"  # how messages name it
 
 
 def _same(a: Any, b: Any) -> bool:

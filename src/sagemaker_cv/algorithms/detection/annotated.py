@@ -61,6 +61,14 @@ class Source:
     problems: list[str] = field(default_factory=list)
     docs: list = field(default_factory=list)  # json: (path, doc); coco: CocoSet; voc: VocImage
     classes_txt: list[str] | None = None
+    unread: set[str] = field(default_factory=set)  # stems of files named in `problems`, not read
+    blind: bool = False  # a directory of the channel could not be listed
+
+    def may_annotate(self, image: Path) -> bool:
+        """Whether `image`'s annotation may be a file this channel named already as unreadable (or
+        could not list): then "image without annotation" would only repeat that. Per-image files
+        match by stem; when nothing at all was read, the one unread file may be a COCO file."""
+        return self.blind or image.stem in self.unread or bool(self.unread and not self.docs)
 
 
 def _where(path: Path, root: Path, channel: str) -> str:
@@ -69,9 +77,8 @@ def _where(path: Path, root: Path, channel: str) -> str:
 
 def read_source(directory: Path, channel: str) -> Source:
     """Tell the annotation channel's format from its files and read them."""
-    paths, problems = files.channel_files(
-        directory, channel, lambda p: p.suffix.lower() in (".json", ".xml", ".txt")
-    )
+    listing = files.list_channel(directory, channel, lambda p: p.suffix.lower() in (".json", ".xml", ".txt"))
+    paths, problems = listing.files, listing.problems
     by_kind = {s: [p for p in paths if p.suffix.lower() == s] for s in (".json", ".xml")}
     if by_kind[".xml"] and by_kind[".json"]:
         problems.append(
@@ -80,20 +87,29 @@ def read_source(directory: Path, channel: str) -> Source:
         )
         return Source("mixed", problems)
     if by_kind[".xml"]:
-        return _read_voc(directory, channel, by_kind[".xml"], paths, problems)
+        source = _read_voc(directory, channel, by_kind[".xml"], paths, problems)
+    else:
+        source = _read_json(directory, channel, by_kind[".json"], problems)
+    source.unread |= listing.refused_stems
+    source.blind = bool(listing.unlisted)
+    return source
+
+
+def _read_json(directory: Path, channel: str, jsons: list[Path], problems: list[str]) -> Source:
     source = Source("json", problems)
-    for path in by_kind[".json"]:
+    for path in jsons:
         where = _where(path, directory, channel)
         try:
             # COCO files can be large: no size limit, and polygons dropped as they are decoded.
             doc = files.read_json(path, where, depth=None, object_hook=coco.drop_segmentation)
         except ClientError as exc:
             source.problems.extend(exc.problems)
+            source.unread.add(path.stem)
             continue
         if coco.is_coco(doc):
-            if len(by_kind[".json"]) > 1:
+            if len(jsons) > 1:
                 source.problems.append(
-                    f"{where}: a COCO instances file beside {len(by_kind['.json']) - 1} other .json file(s); a "
+                    f"{where}: a COCO instances file beside {len(jsons) - 1} other .json file(s); a "
                     "channel holds one COCO file, or one JSON annotation per image"
                 )
                 continue
@@ -116,6 +132,7 @@ def _read_voc(
             parsed = voc.parse_voc(files.read_bytes(path, where, ANNOTATION_LIMIT), where)
         except ClientError as exc:
             source.problems.extend(exc.problems)
+            source.unread.add(path.stem)
             continue
         source.problems.extend(parsed.problems)
         source.docs.append((path, parsed))
@@ -209,9 +226,10 @@ class ImageIndex:
 
     def __init__(self, directory: Path, channel: str):
         self.root, self.channel = directory, channel
-        self.images, self.problems = files.channel_files(
-            directory, channel, lambda p: p.suffix.lower() in IMAGE_SUFFIXES
-        )
+        listing = files.list_channel(directory, channel, lambda p: p.suffix.lower() in IMAGE_SUFFIXES)
+        self.images, self.problems = listing.files, listing.problems
+        # An annotation whose image is among these is not "without image": the image was named.
+        self.refused_stems, self.blind = listing.refused_stems, bool(listing.unlisted)
         self.by_path = {p.relative_to(directory).as_posix(): p for p in self.images}
         self.by_stem: dict[str, list[Path]] = {}
         for image in self.images:
@@ -222,8 +240,9 @@ class ImageIndex:
 
     def find(
         self, file: str | None, near: Path | None, annotation_dir: Path, field: str = "'file'"
-    ) -> Path | str:
-        """The image an annotation belongs to (`field` names `file` in messages), or why none can be found."""
+    ) -> Path | str | None:
+        """The image an annotation belongs to (`field` names `file` in messages), or why none can be
+        found; None when it may be a file the listing refused (already named) or could not see."""
         if file and file.lstrip("/") in self.by_path:
             return self.by_path[file.lstrip("/")]
         stem = Path(file).stem if file else near.stem if near else ""
@@ -236,6 +255,8 @@ class ImageIndex:
             return matches[0]
         if matches:
             return f"several images are named {stem}.*: " + ", ".join(self.shown(m) for m in matches)
+        if stem in self.refused_stems or self.blind:
+            return None
         named = f"{field} {file!r:.80} is not in the channel and no" if file else "no"
         return f"{named} image named {stem}.jpg/.jpeg/.png was found"
 
@@ -264,11 +285,15 @@ def pack_split(
     with files.full_disk_named(rec, PREPARING), open(rec, "wb") as out:
         for entry in entries(source, class_map, annotation_dir, annotation_channel, train=split == "train"):
             total += 1
+            image = index.find(entry.file, entry.near, annotation_dir, FILE_FIELD[source.format])
             if entry.problems:
                 for problem in entry.problems:
                     checks.problems.add(problem)
+                if isinstance(image, Path):  # annotated, though defectively: not "without annotation"
+                    used.setdefault(image, entry.where)
                 continue
-            image = index.find(entry.file, entry.near, annotation_dir, FILE_FIELD[source.format])
+            if image is None:
+                continue
             if isinstance(image, str):
                 checks.problems.add(
                     f"{entry.where}: annotation without image in the {split} channel: {image}"
@@ -307,7 +332,7 @@ def pack_split(
             out.write(frame(pack(objects.label(), written, data)))
             written += 1
     for image in index.images:
-        if image not in used and (source.docs or source.format == "json"):
+        if image not in used and (source.docs or source.format == "json") and not source.may_annotate(image):
             add = (
                 f'add {annotation_channel}/{image.stem}.json (an image without objects has "annotations": [])'
             )
@@ -319,7 +344,15 @@ def pack_split(
     source_name = f"{split} + {annotation_channel}"
     checks.finish(written, source_name, total)
     return PreparedDetection(
-        split, source_name, rec, written, checks.skipped, checks.clipped, checks.empty, difficult
+        split,
+        source_name,
+        rec,
+        written,
+        checks.skipped,
+        checks.clipped,
+        checks.empty,
+        difficult,
+        checks.objects,
     )
 
 

@@ -1,15 +1,18 @@
 """What an object-detection model.tar.gz says about its network, read without MXNet: the facts
 incremental training compares with the job's hyperparameters. The built-in and this image both
 write `hyperparams.json` (every value a string) beside `model_algo_1-symbol.json` and
-`model_algo_1-0000.params`."""
+`model_algo_1-0000.params`; this image also `class_map.json` when the data named its classes
+(fact `class_map`, compared by the task with the new data's)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from sagemaker_cv.algorithms.detection import classes
 from sagemaker_cv.algorithms.detection.schema import SCHEMA
 from sagemaker_cv.algorithms.facts import facts_from_hyperparameters
+from sagemaker_cv.contract import files
 from sagemaker_cv.contract.errors import ClientError
 
 #: The built-in's artifact names: always this prefix and epoch 0, rewritten whenever mAP improves.
@@ -36,4 +39,9 @@ def model_files(directory: Path) -> tuple[Path, Path]:
 
 def archive_facts(directory: Path) -> dict[str, Any]:
     model_files(directory)
-    return facts_from_hyperparameters(directory, SCHEMA, KEYS + NMS_KEYS)
+    facts = facts_from_hyperparameters(directory, SCHEMA, KEYS + NMS_KEYS)
+    path = directory / classes.FILE
+    if path.is_file():
+        name = f"the model's {classes.FILE}"
+        facts["class_map"] = classes.read_class_map(files.read_json(path, name, limit=1 << 24), name)
+    return facts

@@ -130,9 +130,47 @@ def prepare(
     return inputs.annotated.prepare(split, num_classes, label_width, scratch)
 
 
-def write_class_map(inputs: Inputs, model_dir: Path) -> list[Path]:
-    """class_map.json in the model directory when the annotations name their classes (COCO, VOC)."""
-    class_map = inputs.annotated.class_map if inputs.annotated else None
+#: what a split without objects looks like in each format, for the message that refuses it
+NO_OBJECTS = {
+    "recordio": "every record's label lists no object",
+    "json": "every annotation's 'annotations' list is empty",
+    "coco": (
+        "no entry of the COCO file's 'annotations' has the image_id of one of its images, or every "
+        "one is a crowd (iscrowd=1)"
+    ),
+    "voc": "no XML file holds an <object> element",
+}
+
+
+def objects_problem(inputs: Inputs, prepared: PreparedDetection, split: str) -> str | None:
+    """Why a split without objects is refused: training would learn that nothing is ever there
+    (every image background, the loss soon near 0), and validation's mAP, averaged over the classes
+    that have objects, is undefined without any (it would read 0 for any model, also to
+    automatic model tuning and early stopping)."""
+    annotated = inputs.annotated.sources if inputs.annotated and inputs.annotated.sources else {}
+    form = annotated[split].format if split in annotated else "recordio"
+    found = f"found {prepared.count} image(s) and no object ({NO_OBJECTS.get(form, 'no image has one')})"
+    if split == "train" and prepared.objects == 0:
+        return (
+            f"{prepared.source}: {found}; training on it would teach the detector that nothing is ever "
+            "there: annotate the objects to detect"
+        )
+    if split == "validation" and prepared.counted_objects == 0:
+        if prepared.objects:
+            found = (
+                f"found {prepared.count} image(s) whose {prepared.objects} object(s) are all difficult or "
+                "crowds, which mAP does not count"
+            )
+        return (
+            f"{prepared.source}: {found}; validation mAP is undefined without objects (it is averaged over "
+            "the classes that have some): give validation images with annotated objects"
+        )
+    return None
+
+
+def write_class_map(class_map: classes.ClassMap | None, model_dir: Path) -> list[Path]:
+    """class_map.json in the model directory when the classes have names: the annotations' (COCO,
+    VOC), or those of the model incremental training started from (its class ids are kept)."""
     if class_map is None:
         return []
     path = model_dir / classes.FILE

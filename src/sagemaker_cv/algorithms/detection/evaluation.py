@@ -227,5 +227,5 @@ def evaluate(task) -> dict:
         found.update(
             detections, boxes, ids[:, :, 0], difficult_flags(task.val_records, batch, keep, ids.shape[1])
         )
-    class_map = task.inputs.annotated.class_map if task.inputs.annotated else None
+    class_map = task.class_map()  # the data's, else the model's class_map.json
     return report(found, task.hp.overlap_threshold, class_map.names if class_map else ())

@@ -43,6 +43,12 @@ class PreparedDetection:
     empty: int = 0  # images without objects
     #: record id -> (n,) bool: its objects kept out of validation mAP (VOC difficult, COCO crowd)
     difficult: dict[int, np.ndarray] = field(default_factory=dict)
+    objects: int = 0  # objects of all images (difficult ones too)
+
+    @property
+    def counted_objects(self) -> int:
+        """The objects validation's mAP counts: all but the difficult ones."""
+        return self.objects - sum(int(flags.sum()) for flags in self.difficult.values())
 
     @property
     def skipped_count(self) -> int:
@@ -87,7 +93,7 @@ class RecordChecks:
         self.channel, self.label_width = channel, label_width
         self.problems = Problems()
         self.skipped: list[str] = []
-        self.clipped = self.empty = 0
+        self.clipped = self.empty = self.objects = 0
 
     def objects_ok(self, where: str, objects: Objects) -> bool:
         for problem in objects.problems:  # "... record 3 object 1: ...", "... record 3: ..."
@@ -106,6 +112,7 @@ class RecordChecks:
     def count(self, objects: Objects) -> None:
         self.clipped += objects.clipped
         self.empty += objects.count == 0
+        self.objects += objects.count
 
     def finish(self, kept: int, source: str, total: int) -> None:
         if self.problems.items:
@@ -179,7 +186,14 @@ def scan_recordio(
     source = describe(shards, channel)
     checks.finish(len(kept), source, total)
     prepared = PreparedDetection(
-        channel, source, shards[0].path, len(kept), checks.skipped, checks.clipped, checks.empty
+        channel,
+        source,
+        shards[0].path,
+        len(kept),
+        checks.skipped,
+        checks.clipped,
+        checks.empty,
+        objects=checks.objects,
     )
     if len(shards) == 1 and len(kept) == total and all(label is None for label in kept.values()):
         return prepared

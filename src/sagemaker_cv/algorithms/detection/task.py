@@ -17,7 +17,8 @@ from pathlib import Path
 
 import mxnet as mx
 
-from sagemaker_cv.algorithms.detection import archive, data
+from sagemaker_cv.algorithms.detection import archive, classes, data
+from sagemaker_cv.algorithms.detection.classes import ClassMap
 from sagemaker_cv.algorithms.detection.evaluation import VOC07MeanAP
 from sagemaker_cv.algorithms.detection.labels import ground_truth
 from sagemaker_cv.algorithms.detection.layers import layer_name
@@ -32,7 +33,7 @@ from sagemaker_cv.inputs.pipe import PipeSettings
 from sagemaker_cv.training.devices import DevicePlan
 from sagemaker_cv.training.export import export_symbol_params, load_exported
 from sagemaker_cv.training.gluon_task import GluonTask
-from sagemaker_cv.training.incremental import PREPARED_KEY
+from sagemaker_cv.training.incremental import PREPARED_KEY, StartModel
 from sagemaker_cv.training.job import Job
 from sagemaker_cv.training.seeding import derive
 from sagemaker_cv.training.task import Metrics, Prepared
@@ -50,6 +51,7 @@ class DetectionTask(GluonTask):
         self.inputs = data.resolve_inputs(job.channels, job.paths)
         self.position = (0, 0)  # (epoch, batch) of the current step, for a diverging loss
         self.unchecked = None  # ((epoch, batch), its loss) of a batch not yet checked for divergence
+        self.start_class_map: ClassMap | None = None  # the class_map.json of the model started from
 
     # ---- data ----------------------------------------------------------------------------------
 
@@ -60,6 +62,8 @@ class DetectionTask(GluonTask):
             if self.inputs.format == "images":
                 log.info("Creating record files for %s and %s_annotation", split, split)
             p = data.prepare(self.inputs, split, hp.num_classes, hp.label_width, self.scratch / "data")
+            if split == "validation" and (problem := data.objects_problem(self.inputs, p, split)):
+                raise ClientError(problem)
             if p.clipped:
                 log.warning(
                     "%s: %d box(es) stuck out of their image slightly and were clipped to it",
@@ -71,6 +75,27 @@ class DetectionTask(GluonTask):
             return p
 
         return self.check_splits(data.SPLITS, self.inputs.streams, prepare)
+
+    def check_training_count(self, prepared: PreparedDetection) -> None:
+        """Also: the training data must hold objects (the rule `evaluate` drops with the others).
+        A ShardedByS3Key part on one of several hosts is only a part: this host's images may all be
+        background while the others' are not."""
+        problems = []
+        try:
+            super().check_training_count(prepared)
+        except ClientError as exc:
+            problems += exc.problems
+        problem = data.objects_problem(self.inputs, prepared, "train")
+        if (
+            problem
+            and self.job.channels["train"].distribution == "ShardedByS3Key"
+            and self.job.resource.num_hosts > 1
+        ):
+            log.warning("%s (on this host's ShardedByS3Key part)", problem)
+        elif problem:
+            problems.append(problem)
+        if problems:
+            raise ClientError(problems)
 
     # ---- network -------------------------------------------------------------------------------
 
@@ -134,8 +159,34 @@ class DetectionTask(GluonTask):
     def trainable_parameters(self):
         return {n: p for n, p in self.net.collect_params().items() if p.grad_req != "null"}
 
+    def class_map(self) -> ClassMap | None:
+        """The classes' names: the data's (COCO, VOC), else those of the model started from."""
+        data_map = self.inputs.annotated.class_map if self.inputs.annotated else None
+        return data_map if data_map is not None else self.start_class_map
+
+    def _check_start_classes(self, start: StartModel) -> None:
+        """The model started from (incremental training, `evaluate`) must mean by each class id the
+        class the data means, where both name them."""
+        self.start_class_map = start.facts.get("class_map")
+        data_map = self.inputs.annotated.class_map if self.inputs.annotated else None
+        if self.start_class_map is None:
+            return
+        if data_map is None:
+            log.info(
+                "Class names from the %s of %s: %s",
+                classes.FILE,
+                start.origin,
+                self.start_class_map.describe(),
+            )
+            return
+        problem = data_map.disagreement(self.start_class_map, start.origin)
+        if problem:
+            raise ClientError(problem)
+
     def setup(self, prepared: Prepared) -> None:
         hp = self.hp
+        if PREPARED_KEY in prepared.data:
+            self._check_start_classes(prepared.data[PREPARED_KEY])
         log.warning("Training images are resized to image shape %s", self.input_shape())
         if PREPARED_KEY in prepared.data:
             if hp.use_pretrained_model:
@@ -325,7 +376,7 @@ class DetectionTask(GluonTask):
         sym_path, params_path = export_symbol_params(self.export_block, model_dir / archive.PREFIX, 0, ctx)
         hyperparams = model_dir / "hyperparams.json"
         write_text_atomic(hyperparams, json.dumps(self.hyperparameter_strings()))
-        return [sym_path, params_path, hyperparams, *data.write_class_map(self.inputs, model_dir)]
+        return [sym_path, params_path, hyperparams, *data.write_class_map(self.class_map(), model_dir)]
 
     def save_state(self, directory: Path) -> list[Path]:
         self.check_divergence()

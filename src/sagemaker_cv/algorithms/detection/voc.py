@@ -13,18 +13,37 @@
 xmax - xmin + 1 pixels. `difficult` objects are trained on and kept out of validation mAP, as VOC's
 own metric does. Class ids come from the names (`classes.voc_classes`).
 
+Element names are case-sensitive, as VOC's own tools read them. A misspelt or differently cased
+element that is close to one read here (`<Object>`, `<objects>`, `<obj>`, `<Difficult>`) is an
+error naming it: otherwise its content would be missed silently (every object gone, every image
+trained as background, with `classes.txt` to fix the class map).
+
 Python's XML parser (expat) expands no external entities and limits entity expansion, so a
 hostile file cannot make it read files or grow without bound.
 """
 
 from __future__ import annotations
 
+import difflib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from sagemaker_cv.algorithms.detection.labels import PixelBox
 
 CORNERS = ("xmin", "ymin", "xmax", "ymax")
+#: per element: the children read here, and the other children VOC's files hold (never flagged)
+READ = {
+    "annotation": ("filename", "size", "object"),
+    "size": ("width", "height"),
+    "object": ("name", "bndbox", "difficult"),
+    "bndbox": CORNERS,
+}
+OTHER = {
+    "annotation": ("folder", "path", "source", "owner", "segmented"),
+    "size": ("depth",),
+    "object": ("pose", "truncated", "occluded", "part", "actions", "point", "attributes"),
+    "bndbox": (),
+}
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,9 @@ def parse_voc(data: bytes, source: str) -> VocImage:
             )
         else:
             image.size = (int(width), int(height))
+    image.problems += near_misses(root, source)
+    if size is not None:
+        image.problems += near_misses(size, f"{source} <size>")
     for index, element in enumerate(root.iter("object")):
         obj = _object(element, index, source, image.problems)
         if obj is not None:
@@ -111,13 +133,38 @@ def parse_voc(data: bytes, source: str) -> VocImage:
     return image
 
 
+def near_misses(element: ET.Element, where: str) -> list[str]:
+    """A problem for each child of `element` whose tag is not one read here but close to one
+    (case aside): a misspelt <object> would drop every box of the file without a word. A child
+    that holds <object> elements itself (a wrapper) is not one: its objects are read."""
+    read, other = READ[element.tag], OTHER[element.tag]
+    problems = []
+    for child in element:
+        tag = child.tag if isinstance(child.tag, str) else ""  # comments and processing instructions
+        if not tag or tag in read or tag in other:
+            continue
+        close = difflib.get_close_matches(tag.lower(), read, n=1, cutoff=0.6)
+        if close and child.find(".//object") is None:
+            problems.append(
+                f"{where}: <{tag:.40}> is not an element of Pascal VOC's <{element.tag}>: expected "
+                f"<{close[0]}> (names are case-sensitive); as written, it would be ignored"
+            )
+    return problems
+
+
 def _object(element: ET.Element, index: int, source: str, problems: list[str]) -> VocObject | None:
     label = _text(element, "name")
     name = f"object {index}" + (f" ({label!r:.40})" if label else "")
+    misses = near_misses(element, f"{source} {name}")
+    box = element.find("bndbox")
+    if box is not None:
+        misses += near_misses(box, f"{source} {name} <bndbox>")
+    if misses:
+        problems.extend(misses)
+        return None
     if not label:
         problems.append(f"{source} {name}: no <name> (the object's class)")
         return None
-    box = element.find("bndbox")
     corners = [_number(_text(box, key)) for key in CORNERS]
     if any(v is None for v in corners):
         shown = ", ".join(f"{k}={_text(box, k)!r:.20}" for k in CORNERS)

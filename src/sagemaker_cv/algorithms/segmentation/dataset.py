@@ -199,16 +199,16 @@ class Split:
         return len(self.skipped)
 
 
-def _files(directory: Path, problems: list[str]) -> dict[str, list[Path]]:
-    """Every file under `directory` by its relative path without suffix; what cannot be read as a
-    file (FIFOs, symlinks leaving the channel, directories that cannot be listed) goes to `problems`."""
+def _files(directory: Path, problems: list[str]) -> tuple[dict[str, list[Path]], files.Listing]:
+    """Every file under `directory` by its relative path without suffix, and the listing; what
+    cannot be read as a file (FIFOs, symlinks leaving the channel, directories that cannot be
+    listed) goes to `problems`."""
     by_key: dict[str, list[Path]] = {}
-    if directory.is_dir():
-        paths, found = files.channel_files(directory, directory.name)
-        problems.extend(found)
-        for path in paths:
-            by_key.setdefault(path.relative_to(directory).with_suffix("").as_posix(), []).append(path)
-    return by_key
+    listing = files.list_channel(directory, directory.name) if directory.is_dir() else files.Listing()
+    problems.extend(listing.problems)
+    for path in listing.files:
+        by_key.setdefault(path.relative_to(directory).with_suffix("").as_posix(), []).append(path)
+    return by_key, listing
 
 
 def _read(path: Path, name: str) -> bytes | str:
@@ -238,7 +238,7 @@ def scan_split(
     """Pair, decode and check every file of one split; raise ClientError listing the defects."""
     problems: list[str] = []
     skipped: list[str] = []
-    images, masks = _files(image_dir, problems), _files(mask_dir, problems)
+    (images, image_listing), (masks, mask_listing) = _files(image_dir, problems), _files(mask_dir, problems)
     image_channel, mask_channel = image_dir.name, mask_dir.name
 
     def shown(path: Path, root: Path) -> str:
@@ -289,6 +289,8 @@ def scan_split(
             skipped.append(shown(image, image_dir))
             continue
         if key not in masks:
+            if mask_listing.withholds(key):
+                continue  # its mask is named already (a FIFO, a symlink leaving the channel, ...)
             problems.append(
                 f"{shown(image, image_dir)}: no label image {mask_channel}/{key}.png (same name, .png)"
             )
@@ -313,7 +315,7 @@ def scan_split(
                 problems.append(
                     f"{shown(mask, mask_dir)}: not a readable image, so {shown(images[key][0], image_dir)} has no labels"
                 )
-        elif key not in images:
+        elif key not in images and not image_listing.withholds(key):
             problems.append(f"{shown(mask, mask_dir)}: no image with this name in {image_channel}")
     if problems:
         more = [f"... and {len(problems) - MAX_PROBLEMS} more"] if len(problems) > MAX_PROBLEMS else []
