@@ -75,7 +75,10 @@ def test_the_exported_graph_reloads_with_plain_mxnet(trained, algorithm):
     module.bind(data_shapes=[("data", pixels.shape)], for_training=False)
     module.set_params(args, aux)
     module.forward(mx.io.DataBatch([pixels]), is_train=False)
-    assert np.allclose(module.get_outputs()[0].asnumpy(), out, atol=1e-4)
+    # The two executors fuse operators differently: decoded box corners (fractions of the image)
+    # differ by up to 1.1e-4 (measured; 0.03 px at 300), within the ONNX parity check's 5e-4.
+    atol = 5e-4 if algorithm == "object-detection" else 1e-4
+    assert np.allclose(module.get_outputs()[0].asnumpy(), out, atol=atol)
 
     classes = int(job.hyperparameters["num_classes"])
     if algorithm == "object-detection":  # rows of [class, score, xmin, ymin, xmax, ymax]
