@@ -2,6 +2,8 @@
 
 `pytest --tier T` (repeatable) runs the tests of tier T wherever they live; `--tier-report FILE`
 writes every collected test's tier (the partition check in tests/unit/test_tiers.py reads it).
+A collected test that is itself `@given` is refused: property tests are tier twins (tests/tiers.py
+TWINS), a tenth of the examples in the fast tier and the full count in the slow one.
 Every run prints the 25 slowest tests (`--durations=25` in pyproject.toml).
 """
 
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sagemaker_cv.tools import pipefeed
-from tiers import TIERS, TierError, tier_of
+from tiers import TIERS, TierError, refuse_untiered_property_test, tier_of
 
 TESTS = Path(__file__).parent
 
@@ -38,6 +40,7 @@ def pytest_collection_modifyitems(config, items):
         folder = Path(item.path).relative_to(TESTS).parts[0]
         try:
             tiers[item.nodeid] = tier_of(folder, {m.name for m in item.iter_markers()})
+            refuse_untiered_property_test(getattr(item, "obj", None))
         except TierError as exc:
             problems.append(f"{item.nodeid}: {exc}")
     if problems:

@@ -16,6 +16,7 @@ the whole of tests/, so a test is in exactly one of them wherever it lives.
 from __future__ import annotations
 
 import pytest
+from hypothesis import is_hypothesis_test
 
 TIERS = ("fast", "slow", "cluster", "weights", "container")
 #: the markers that choose a tier (weights and container come from the folder)
@@ -53,6 +54,17 @@ def examples(full: int, tier: str) -> int:
     return max(10, round(full * FAST_FRACTION)) if tier == "fast" else full
 
 
-#: Parametrize a property test with these: one test in the fast tier at `examples(full, "fast")`,
-#: its twin in the slow tier at full counts (an integration test, so slow by default).
-TWINS = [pytest.param("fast", marks=pytest.mark.fast), "slow"]
+#: Every property test is a pair of twins: parametrize it with these, and run its `@given` body
+#: inside the test at `examples(full, tier)` examples. Both twins carry their marker, so the pair
+#: splits the same way in tests/unit (fast by default) and tests/integration (slow by default).
+TWINS = [pytest.param("fast", marks=pytest.mark.fast), pytest.param("slow", marks=pytest.mark.slow)]
+
+
+def refuse_untiered_property_test(test: object) -> None:
+    """A test pytest collects that is itself `@given` runs one example count in whichever tier it
+    sits: its slow-tier full count or its fast-tier fraction would be missing."""
+    if is_hypothesis_test(test):
+        raise TierError(
+            "a @given test runs the same example count in every tier: parametrize it with "
+            "tests/tiers.py TWINS and run its @given body inside at examples(full, tier)"
+        )

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -58,15 +59,17 @@ def in_process(root: Path, *args: str, command: str = "validate", **env) -> Run:
     `train` on input it refuses), without a new interpreter and MXNet import per case (~3 s)."""
     from sagemaker_cv import cli
 
-    saved = dict(os.environ)
+    saved, saved_tempdir = dict(os.environ), tempfile.tempdir
     out = io.StringIO()
     os.environ.update(cli_env(**env))
+    tempfile.tempdir = None  # Python keeps the first TMPDIR it read: the run reads its own, as a new process
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             code = cli.main([command, "--ml-root", str(root), *args])
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        tempfile.tempdir = saved_tempdir
     return Run(root, subprocess.CompletedProcess([command], code, out.getvalue(), ""))
 
 

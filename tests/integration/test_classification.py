@@ -12,7 +12,7 @@ import time
 import mxnet as mx
 import numpy as np
 import pytest
-from ml_tree import cli_env, set_hyperparameters, train
+from ml_tree import cli_env, in_process, set_hyperparameters, train
 
 from sagemaker_cv import algorithms
 from sagemaker_cv.tools.spec import metric_definitions
@@ -284,7 +284,7 @@ def test_several_cpu_devices_split_the_batch(tree):
 @pytest.mark.fast
 def test_validate_checks_everything_without_training(tree):
     root = tree(content="lst")
-    run = train(root, command="validate")
+    run = in_process(root)
     assert run.code == 0, run.out[-3000:]
     assert (
         "Final configuration" in run.out

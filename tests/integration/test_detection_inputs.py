@@ -13,7 +13,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from ml_tree import set_hyperparameters, train
+from ml_tree import in_process, set_hyperparameters
 
 from sagemaker_cv import algorithms
 from sagemaker_cv.algorithms.detection.data import det_iter
@@ -311,7 +311,7 @@ def test_channel_defects_through_the_command_line(tree):
     channels["validation"]["RecordWrapperType"] = "RecordIO"
     channels["extra"] = {"ContentType": "application/x-recordio"}
     config.write_text(json.dumps(channels))
-    run = train(root, "--algorithm", "object-detection", command="validate")
+    run = in_process(root, "--algorithm", "object-detection")
     assert run.code == 2 and run.failure.startswith("ClientError: ")
     for fragment in (
         "channel 'train' ContentType='image/jpeg' in Pipe mode: expected application/x-recordio",
@@ -326,7 +326,7 @@ def test_channel_defects_through_the_command_line(tree):
 def test_validate_passes_and_reports_counts(tree):
     root = tree("images", train_images=4, val_images=2)
     set_hyperparameters(root, _kvstore="device", _num_kv_servers="auto", _begin_epoch="0", nms_topk="200")
-    run = train(root, "--algorithm", "object-detection", command="validate")
+    run = in_process(root, "--algorithm", "object-detection")
     assert run.code == 0, run.out[-2000:]
     assert "Validation passed: train: 4 samples, validation: 2 samples" in run.out
     assert (

@@ -10,7 +10,7 @@ import shutil
 
 import mxnet as mx
 import numpy as np
-from ml_tree import cli_env, set_hyperparameters, train
+from ml_tree import cli_env, in_process, set_hyperparameters, train
 from test_pipe_training import set_channels, with_magic_ids
 
 from sagemaker_cv.tools.detection_demo import write_detection_tree
@@ -75,7 +75,7 @@ def test_pipe_mode_then_a_second_job_from_its_model(tmp_path, feeders):
     shutil.rmtree(second / "model")
     (second / "model").mkdir()
     set_hyperparameters(second, num_classes="4", base_network="vgg-16")
-    other = train(second, "--algorithm", "object-detection", command="validate")
+    other = in_process(second, "--algorithm", "object-detection")
     assert other.code == 2, other.out[-3000:]
     assert (
         "base_network: the model in the model channel has 'resnet-50', this job has 'vgg-16'" in other.failure

@@ -12,7 +12,7 @@ import shutil
 import mxnet as mx
 import numpy as np
 import pytest
-from ml_tree import set_hyperparameters, train
+from ml_tree import in_process, set_hyperparameters
 
 from sagemaker_cv.algorithms.detection.classes import ClassMap
 from sagemaker_cv.cli import main
@@ -167,7 +167,7 @@ def test_bad_data_gets_the_client_error_validate_gives(trained, capsys, tmp_path
     data = bytearray(rec.read_bytes())
     data[4:8] = b"\xff\xff\xff\x0f"  # the first record's header announces more bytes than the file has
     rec.write_bytes(bytes(data))
-    validated = train(root, "--algorithm", "image-classification", command="validate")
+    validated = in_process(root, "--algorithm", "image-classification")
     assert validated.code == 2
     problem = validated.failure.removeprefix("ClientError: ")
     code, report, _, err = evaluate(capsys, "--model", root / "model", "--ml-root", root)

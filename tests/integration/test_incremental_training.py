@@ -74,7 +74,7 @@ def test_a_model_of_another_network_is_refused_naming_each_mismatch(first, tmp_p
     first_root, archive = first
     root = with_model_channel(first_root, archive, tmp_path / "other")
     set_hyperparameters(root, num_classes=4, num_layers=32, image_shape="3,18,18")
-    run = train(root, command="validate")
+    run = in_process(root)
     assert run.code == 2, run.out[-3000:]
     assert run.failure.splitlines() == [
         "ClientError: channel 'model': the earlier model's network differs from this job's; these hyperparameters must be the same",

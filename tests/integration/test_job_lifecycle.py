@@ -11,7 +11,7 @@ import time
 
 import cv2
 import numpy as np
-from ml_tree import cli_env, set_hyperparameters, train
+from ml_tree import cli_env, in_process, set_hyperparameters, train
 
 SCRATCH = ("input", "sagemaker-cv-scratch")
 
@@ -74,7 +74,7 @@ def test_scratch_is_on_the_ml_root_and_a_killed_runs_leftovers_are_removed(tree,
 
     (root / "input/data/train_lst/train.lst").write_text("0\t0\tbig.png\n")
     set_hyperparameters(root, mini_batch_size=1, num_training_samples=1)
-    run = train(root, command="validate", TMPDIR=tmpdir)
+    run = in_process(root, TMPDIR=tmpdir)
     assert run.code == 0, run.out[-3000:]
     assert f"Removed scratch files an earlier run left behind: {leftovers[0]} (" in run.out
     assert list(root.joinpath(*SCRATCH).iterdir()) == [] and list(tmpdir.iterdir()) == []
@@ -113,7 +113,7 @@ def test_validate_checks_the_model_directory_and_the_pretrained_weights_up_front
     root = tree(per_class=4, val_per_class=2)
     (root / "model").rmdir()
     (root / "model").write_text("a file where the model directory should be")
-    run = train(root, command="validate")
+    run = in_process(root)
     assert run.code == 2, run.out[-3000:]
     assert (
         run.failure
@@ -122,7 +122,7 @@ def test_validate_checks_the_model_directory_and_the_pretrained_weights_up_front
 
     (root / "model").unlink()
     set_hyperparameters(root, use_pretrained_model=1, num_layers=18)
-    run = train(root, command="validate", MXNET_HOME=tmp_path / "empty")
+    run = in_process(root, MXNET_HOME=tmp_path / "empty")
     assert run.code == 2, run.out[-3000:]
     assert "use_pretrained_model=1: no pretrained weights resnet18_v1b-*.params in" in run.failure
     assert not (root / "model").exists()  # validate writes nothing

@@ -3,7 +3,8 @@ refusals, the five lines of docs/onnx.md, and SAGEMAKER_CV_EXPORT_ONNX=1 in a tr
 
 Tier: fast for image classification (export + parity ~3 s on top of the shared reference job)
 and the refusals (no training); slow for detection and segmentation (export + parity ~10-20 s
-each, ResNet-50) and for the training job with the export.
+each, ResNet-50; segmentation exports the reference job and a copy whose classes vary per pixel)
+and for the training job with the export.
 """
 
 from __future__ import annotations
@@ -86,10 +87,10 @@ def test_classification_exports_with_parity(trained, tmp_path, capsys):
     assert probabilities.shape == (3, 3) and 0.05 < probabilities.max() < 0.95  # not saturated
 
 
-def _read(path: Path) -> np.ndarray:
+def _read(path: Path, size=(24, 24)) -> np.ndarray:
     from sagemaker_cv.tools.onnx_export.parity import read_image
 
-    return read_image(path, (24, 24))
+    return read_image(path, size)
 
 
 @pytest.mark.fast
@@ -124,7 +125,35 @@ def test_detection_exports_with_parity(trained, tmp_path, capsys):
     assert rows.shape == (2, 100, 6)
 
 
+def standardised_segmenter(model_dir: Path, destination: Path, size, pictures: list[Path]) -> Path:
+    """A copy whose classifier (the head's last 1x1 convolution) is rescaled class by class so
+    that each class's score has mean 0 and standard deviation 1 over the pixels the export checks
+    (its random inputs and `pictures`). The reference FCN's scores lie thousands apart and favour
+    one class everywhere (2 epochs on 8 pictures), so its argmax agrees trivially and its
+    probabilities are 0 and 1; the copy's classes vary pixel by pixel and its probabilities lie in
+    between. Everything before the classifier is the trained network."""
+    from sagemaker_cv.algorithms.trained import open_model
+    from sagemaker_cv.tools.onnx_export import RANDOM_INPUTS, graphs
+    from sagemaker_cv.tools.onnx_export.parity import random_images, read_image
+
+    graph = graphs.load(open_model(model_dir, destination / "unused"), size, False)
+    assert graph.symbol.list_outputs()[0].endswith("softmax0_output")
+    scores = graphs.run_symbol(graph.symbol.get_children()[0], graph.params)  # before the softmax
+    inputs = random_images(RANDOM_INPUTS, size) + [read_image(p, size) for p in pictures]
+    values = np.concatenate([scores(image[None]) for image in inputs])
+    mean, std = values.mean(axis=(0, 2, 3)), values.std(axis=(0, 2, 3))
+    copy = Path(shutil.copytree(model_dir, destination / "model"))
+    saved = mx.nd.load(str(copy / "model_algo-1"))
+    weight, bias = saved["head.block.4.weight"].asnumpy(), saved["head.block.4.bias"].asnumpy()
+    saved["head.block.4.weight"] = mx.nd.array(weight / std[:, None, None, None])
+    saved["head.block.4.bias"] = mx.nd.array((bias - mean) / std)
+    mx.nd.save(str(copy / "model_algo-1"), saved)
+    return copy
+
+
 def test_segmentation_exports_with_parity(trained, tmp_path, capsys):
+    from sagemaker_cv.tools.onnx_export.parity import TOLERANCES
+
     job = trained("semantic-segmentation")
     pictures = sorted((job.root / "input" / "data" / "validation").glob("*.jpg"))[:2]
     output = tmp_path / "segmenter.onnx"
@@ -133,7 +162,25 @@ def test_segmentation_exports_with_parity(trained, tmp_path, capsys):
         capsys, "--model", str(job.model_dir), "--output", str(output), "--size", "48,64", *images
     )
     assert code == 0, err
-    assert "input data 1x3x48x64" in out and min(measures(out, "argmax agreement")) >= 0.999
+    assert "input data 1x3x48x64" in out and min(measures(out, "argmax agreement")) >= TOLERANCES["agreement"]
+
+    model = standardised_segmenter(job.model_dir, tmp_path / "standardised", (48, 64), pictures)
+    args = ["--model", str(model), "--output", str(tmp_path / "s.onnx"), "--size", "48,64", *images]
+    capsys.readouterr()  # the first export's lines, which `export` echoed
+    code, out, err = export(capsys, *args)
+    assert code == 0, err
+    assert len(measures(out, "classes seen")) == 4  # 2 random inputs and 2 pictures
+    assert min(measures(out, "classes seen")) >= 2, out
+    assert min(measures(out, "argmax agreement")) >= TOLERANCES["agreement"]
+    # Probabilities in between 0 and 1 differ by no more than the classifier's bound allows.
+    assert max(measures(out, "max |dp|")) <= TOLERANCES["probability"]
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    probabilities = session.run(None, {"data": _read(pictures[0], (48, 64))[None]})[0]
+    assert probabilities.shape == (1, 3, 48, 64)
+    print(
+        "most likely class's probability, quartiles:", np.percentile(probabilities.max(axis=1), [25, 50, 75])
+    )
+    assert np.median(probabilities.max(axis=1)) < 0.9  # not saturated, unlike the reference job's
 
 
 @pytest.mark.parametrize("algorithm", ["fcn", "psp", "deeplab"])

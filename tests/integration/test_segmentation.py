@@ -9,7 +9,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from ml_tree import train
+from ml_tree import in_process, train
 from PIL import Image
 
 from sagemaker_cv import algorithms
@@ -131,7 +131,7 @@ def test_validate_skips_non_images_and_names_each_defect(tmp_path):
     root = tmp_path / "ml"
     write_segmentation_tree(root, train=4, validation=2, hyperparameters={"mini_batch_size": 2})
     (root / "input/data/train/README.txt").write_text("not an image")
-    run = train(root, "--algorithm", "semantic-segmentation", command="validate")
+    run = in_process(root, "--algorithm", "semantic-segmentation")
     assert run.code == 0, run.out[-3000:]
     assert re.search(PREFIX + r"train/README\.txt is not a readable image file\n", run.out)
     assert re.search(PREFIX + r"label maps not provided, using defaults\.\n", run.out)
@@ -142,7 +142,7 @@ def test_validate_skips_non_images_and_names_each_defect(tmp_path):
     values[3, 5] = 17
     Image.fromarray(values, "L").save(mask)
     (root / "input/data/train_annotation/img_0002.png").unlink()
-    run = train(root, "--algorithm", "semantic-segmentation", command="validate")
+    run = in_process(root, "--algorithm", "semantic-segmentation")
     assert run.code == 2
     assert "train/img_0002.jpg: no label image train_annotation/img_0002.png" in run.failure
     assert (

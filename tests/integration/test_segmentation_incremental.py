@@ -11,7 +11,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 import pytest
-from ml_tree import set_hyperparameters, train
+from ml_tree import in_process, set_hyperparameters, train
 
 from sagemaker_cv.tools.segmentation_demo import write_segmentation_tree
 
@@ -75,7 +75,7 @@ def test_a_model_of_another_network_is_refused_naming_each_mismatch(tmp_path):
     root = tmp_path / "ml"
     write_segmentation_tree(root, train=2, validation=1, sizes=(17, 21), hyperparameters=SMALL)
     add_model_channel(root, archive)
-    run = train(root, "--algorithm", "semantic-segmentation", command="validate")
+    run = in_process(root, "--algorithm", "semantic-segmentation")
     assert run.code == 2, run.out[-3000:]
     assert run.failure.splitlines() == [
         "ClientError: channel 'model': the earlier model's network differs from this job's; these "
@@ -90,6 +90,6 @@ def test_a_model_of_another_network_is_refused_naming_each_mismatch(tmp_path):
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(model / "hyperparams.json", arcname="hyperparams.json")
     add_model_channel(root, archive)
-    run = train(root, "--algorithm", "semantic-segmentation", command="validate")
+    run = in_process(root, "--algorithm", "semantic-segmentation")
     assert run.code == 2
     assert "channel 'model': the archive lacks model_algo-1 (it holds hyperparams.json)" in run.failure

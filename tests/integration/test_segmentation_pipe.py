@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import struct
 
-from ml_tree import cli_env, train
+from ml_tree import cli_env, in_process, train
 
 from sagemaker_cv.inputs.recordio import MAGIC_BYTES, frame
 from sagemaker_cv.tools.segmentation_demo import ATTRIBUTES, move_to_manifests, write_segmentation_tree
@@ -36,7 +36,7 @@ def test_an_augmented_manifest_of_images_and_masks_through_fifos(tmp_path, feede
     assert struct.unpack_from("<I", frame(data), 4)[0] >> 29 == 1  # split on the wire
 
     # Without annotation channels, the job validates: the masks come in the stream.
-    checked = train(root, "--algorithm", "semantic-segmentation", command="validate")
+    checked = in_process(root, "--algorithm", "semantic-segmentation")
     assert checked.code == 0, checked.out[-3000:]
     assert "Validation passed: the data streams in Pipe mode and is checked as it arrives" in checked.out
 

@@ -9,7 +9,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from ml_tree import split_rec, train
+from ml_tree import in_process, split_rec, train
 
 from sagemaker_cv.algorithms.classification.data import record_iter
 from sagemaker_cv.algorithms.classification.records import LabelRules, scan_recordio
@@ -81,7 +81,7 @@ def test_only_a_file_with_undecodable_images_is_copied(tmp_path):
 def test_a_channel_with_several_rec_files_trains_on_all_of_them(tree):
     root = tree(hyperparameters={"epochs": "1"})
     split_rec(root / "input/data/train/train.rec", ["part-0.rec", "part-1.rec", "more/part-2.rec"])
-    run = train(root, command="validate")
+    run = in_process(root)
     assert run.code == 0, run.out[-3000:]
     assert "Validation passed: train: 72 samples, validation: 30 samples" in run.out
     run = train(root, SAGEMAKER_CV_LOG_INTERVAL=1)
@@ -95,7 +95,7 @@ def test_a_damaged_file_among_several_is_named_with_record_and_offset(tree):
     parts = split_rec(root / "input/data/train/train.rec", ["part-0.rec", "part-1.rec"])
     data = parts[1].read_bytes()
     parts[1].write_bytes(data[:5000] + b"\x00" * 64)
-    run = train(root, command="validate")
+    run = in_process(root)
     assert run.code == 2, run.out[-3000:]
     reason = run.failure
     assert re.match(

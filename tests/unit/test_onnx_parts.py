@@ -1,5 +1,6 @@
 """ONNX export's parts on tiny graphs: our converters against MXNet's own operators, the size
-fixing, the BatchNorm parameters, the named refusals, the parity comparisons and the settings.
+fixing, the BatchNorm parameters, the named refusals, the parity comparisons, a parity failure
+through the command line (exit 3, nothing written) and the settings.
 
 Tier: fast (no training; each graph has a handful of nodes).
 """
@@ -257,3 +258,74 @@ def test_job_pictures_come_from_the_validation_channel_first(tmp_path):
             (paths.channel(channel) / name).write_bytes(b"x")
     assert [p.name for p in onnx_export.job_pictures(paths)] == ["b.jpg", "c.PNG"]
     assert onnx_export.job_pictures(MLPaths(tmp_path / "none")) == ()
+
+
+def tiny_classifier(directory):
+    """A model directory as an image-classification job writes it, of a few-node network (one
+    convolution, global pooling, a 3-class dense layer): exports in well under a second."""
+    import json
+
+    data = mx.sym.var("data")
+    features = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), pad=(1, 1), name="conv0")
+    pooled = mx.sym.Pooling(mx.sym.relu(features), kernel=(1, 1), global_pool=True, pool_type="avg")
+    logits = mx.sym.FullyConnected(mx.sym.flatten(pooled), num_hidden=3, name="dense0")
+    symbol = mx.sym.SoftmaxOutput(logits, name="softmax")
+    rng = np.random.default_rng(0)
+    params = {
+        "arg:conv0_weight": rng.normal(0, 0.05, (4, 3, 3, 3)),
+        "arg:conv0_bias": np.zeros(4),
+        "arg:dense0_weight": rng.normal(0, 0.05, (3, 4)),
+        "arg:dense0_bias": np.zeros(3),
+    }
+    directory.mkdir()
+    symbol.save(str(directory / "image-classification-symbol.json"))
+    mx.nd.save(
+        str(directory / "image-classification-0001.params"), {k: mx.nd.array(v) for k, v in params.items()}
+    )
+    (directory / "model-shapes.json").write_text(json.dumps([{"name": "data", "shape": [1, 3, 16, 16]}]))
+    return directory
+
+
+def test_a_parity_failure_exits_3_and_leaves_no_file(tmp_path, monkeypatch, capsys):
+    """An exporter fault (here: the converted graph's output bias shifted after conversion) is
+    caught by the parity check in onnxruntime: exit 3, the difference named, nothing written."""
+    import tempfile
+
+    import onnx
+    from onnx import numpy_helper
+
+    from sagemaker_cv.cli import main
+    from sagemaker_cv.tools.onnx_export import mx2onnx
+
+    model = tiny_classifier(tmp_path / "model")
+    out = tmp_path / "out"
+    out.mkdir()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the export unpacks and works
+    assert main(["export-onnx", "--model", str(model), "--output", str(out / "good.onnx")]) == 0
+    assert "max |dp|" in capsys.readouterr().out and (out / "good.onnx").is_file()
+
+    convert, shifted = mx2onnx.convert, []
+
+    def faulty_convert(*args, **kwargs):
+        converted = convert(*args, **kwargs)
+        for i, tensor in enumerate(converted.graph.initializer):
+            if tensor.name == "dense0_bias":
+                bias = numpy_helper.to_array(tensor) + np.array([0.0, 0.0, 0.01], np.float32)
+                converted.graph.initializer[i].CopyFrom(numpy_helper.from_array(bias, tensor.name))
+                shifted.append(tensor.name)
+        onnx.checker.check_model(converted)  # still a valid file: only parity can tell
+        return converted
+
+    monkeypatch.setattr(mx2onnx, "convert", faulty_convert)
+    code = main(["export-onnx", "--model", str(model), "--output", str(out / "bad.onnx")])
+    captured = capsys.readouterr()
+    assert shifted == ["dense0_bias"]
+    assert code == 3, captured.err
+    assert captured.err.startswith("sagemaker-cv export-onnx: parity failed: ONNX export of ")
+    assert "onnxruntime's outputs differ from MXNet's (random 1: max |dp| " in captured.err
+    assert f"> {TOLERANCES['probability']}" in captured.err and "nothing was written" in captured.err
+    assert "Wrote" not in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["good.onnx"]  # no bad.onnx, no temporary file
+    assert list(scratch.iterdir()) == []

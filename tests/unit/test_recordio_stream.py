@@ -1,4 +1,5 @@
-"""RecordIO framing in plain Python, checked byte for byte against MXNet's own writer and reader."""
+"""RecordIO framing in plain Python, checked byte for byte against MXNet's own writer and reader.
+Tier: fast; the round-trip property's full count runs in its slow twin (tests/tiers.py TWINS)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.inputs.recordio import MAGIC, MAGIC_BYTES, iter_payloads
 from sagemaker_cv.inputs.recordio import frame as encode
+from tiers import TWINS, examples
 
 
 def mxnet_bytes(tmp_path, payloads) -> bytes:
@@ -58,18 +60,22 @@ def test_reading_mxnet_files_joins_split_records(tmp_path):
     assert list(iter_payloads(io.BytesIO(data), "x")) == SPLIT
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.lists(st.one_of(st.binary(max_size=9), st.just(MAGIC_BYTES)), max_size=6).map(b"".join),
-        max_size=8,
+@pytest.mark.parametrize("tier", TWINS)
+def test_round_trip_and_agreement_with_mxnet(tmp_path_factory, tier):
+    @settings(max_examples=examples(60, tier), deadline=None)
+    @given(
+        st.lists(
+            st.lists(st.one_of(st.binary(max_size=9), st.just(MAGIC_BYTES)), max_size=6).map(b"".join),
+            max_size=8,
+        )
     )
-)
-def test_round_trip_and_agreement_with_mxnet(tmp_path_factory, payloads):
-    tmp = tmp_path_factory.mktemp("rt")
-    data = b"".join(encode(p) for p in payloads)
-    assert list(iter_payloads(io.BytesIO(data), "x")) == payloads
-    assert mxnet_read(tmp, data) == payloads
+    def check(payloads):
+        tmp = tmp_path_factory.mktemp("rt")
+        data = b"".join(encode(p) for p in payloads)
+        assert list(iter_payloads(io.BytesIO(data), "x")) == payloads
+        assert mxnet_read(tmp, data) == payloads
+
+    check()
 
 
 class Trickle(io.RawIOBase):

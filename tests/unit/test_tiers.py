@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tiers import TIERS, TierError, examples, tier_of
+from tiers import TIERS, TWINS, TierError, examples, refuse_untiered_property_test, tier_of
 
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
@@ -52,6 +54,22 @@ def test_example_counts_are_small_in_the_fast_tier_only():
     assert examples(30, "fast") == 10  # never fewer than 10
 
 
+@pytest.mark.parametrize("folder", ["unit", "integration"])
+def test_property_twins_split_into_fast_and_slow_wherever_they_live(folder):
+    twins = [tier_of(folder, {m.name for m in twin.marks}) for twin in TWINS]
+    assert twins == [twin.values[0] for twin in TWINS] == ["fast", "slow"]
+
+
+def test_a_property_test_outside_the_twins_is_refused():
+    @given(st.integers())
+    def bare(n):
+        pass
+
+    with pytest.raises(TierError, match="TWINS"):
+        refuse_untiered_property_test(bare)
+    refuse_untiered_property_test(test_a_property_test_outside_the_twins_is_refused)  # a plain test
+
+
 def test_every_collected_test_is_in_exactly_one_tier_and_each_tier_selects_its_own(tmp_path):
     report = tmp_path / "tiers.json"
     proc = subprocess.run(
@@ -66,6 +84,9 @@ def test_every_collected_test_is_in_exactly_one_tier_and_each_tier_selects_its_o
     selected = {line for line in proc.stdout.splitlines() if "::" in line}
     assert selected == {test for test, tier in tiers.items() if tier == "fast"}
     assert "tests/unit/test_tiers.py::test_example_counts_are_small_in_the_fast_tier_only" in selected
+    # A property test in tests/unit runs its fraction here and its full count in the slow tier.
+    twin = "tests/unit/test_schema_fuzz.py::test_parser_yields_values_or_client_error"
+    assert (tiers[f"{twin}[fast]"], tiers[f"{twin}[slow]"]) == ("fast", "slow")
     # Each tier has tests in it (a marker spelled wrong would leave one empty).
     assert {tier for tier in tiers.values()} == set(TIERS)
 
