@@ -137,7 +137,6 @@ def test_local_batch_transform_writes_what_predict_writes(session, cpu_images, m
 def test_estimator_deploys_after_a_local_fit(session, cpu_image, tmp_path):
     from sagemaker.estimator import Estimator
     from sagemaker.inputs import TrainingInput
-    from sagemaker.serializers import IdentitySerializer
 
     tree = tmp_path / "ml"
     hp = make_tree(tree, epochs="1")
@@ -161,7 +160,10 @@ def test_estimator_deploys_after_a_local_fit(session, cpu_image, tmp_path):
         }
     )
     assert Path(urlparse(estimator.model_data).path).is_file(), estimator.model_data
-    predictor = estimator.deploy(1, "local", serializer=IdentitySerializer("image/jpeg"), wait=False)
+    # No serializer: the SDK's default sends the bytes as application/octet-stream, as a notebook
+    # that calls predictor.predict(open("x.jpg", "rb").read()) after fit does.
+    predictor = estimator.deploy(1, "local", wait=False)
+    assert predictor.serializer.CONTENT_TYPE == "application/octet-stream"
     record_seconds("SDK v2 local fit + estimator.deploy", time.monotonic() - start)
     try:
         images = request_images(tmp_path / "images")
