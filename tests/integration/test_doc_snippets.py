@@ -10,6 +10,9 @@
 - ```python aws blocks need an AWS account or a Docker engine (the SageMaker SDK's calls, run for
   real by the container tier's local-mode tests); here they must compile and import only modules
   that exist.
+- The bash blocks of docs/ that run on one machine (Pipe mode fed by `pipefeed` in inputs.md, two
+  hosts on loopback in distributed.md) train for real in test_doc_bash_snippets.py, in the slow
+  and cluster tiers.
 
 Tier: fast (the reference jobs are shared; the README's job trains a ResNet-20 for two epochs)."""
 

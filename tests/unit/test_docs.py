@@ -1,7 +1,7 @@
 """The README and docs/ stay true to the code: the hyperparameter tables are generated from the
 schema, the README is a front page that shows the two set-up commands, and every relative link
 leads to a page (and heading) that exists. The snippets are run by
-tests/integration/test_doc_snippets.py. Tier: fast."""
+tests/integration/test_doc_snippets.py and test_doc_bash_snippets.py. Tier: fast."""
 
 from __future__ import annotations
 
