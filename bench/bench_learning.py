@@ -132,9 +132,8 @@ def detection(args) -> tuple[list[float], list[float]]:
     from sagemaker_cv.algorithms.detection.labels import ground_truth
     from sagemaker_cv.algorithms.detection.network import Detections
 
-    task, (recipe,) = detection_sides(args)
-    detector = recipe.detector
-    recipe_block = Detections(detector.net, SHAPE)
+    task, (recipe, *twin) = detection_sides(args, recipes=2 if args.control else 1)
+    recipe_block = Detections(recipe.detector.net, SHAPE)
     recipe_block.hybridize()
 
     def mean_ap(block) -> float:
@@ -148,12 +147,12 @@ def detection(args) -> tuple[list[float], list[float]]:
             metric.update(found, boxes, ids[:, :, 0])
         return metric.value()
 
-    def recipe_epoch(epoch: int) -> float:
-        seed_all(derive(args.seed, "recipe", epoch))
+    def recipe_epoch(epoch: int, loop=recipe, stream: str = "recipe") -> float:
+        seed_all(derive(args.seed, stream, epoch))
         values = []
-        for batch in recipe.loader:
+        for batch in loop.loader:
             x, cls_targets, box_targets = (a.as_in_context(mx.cpu()) for a in batch)
-            losses = _ssd_step(recipe.net, recipe.trainer, recipe.loss_fn, x, cls_targets, box_targets)
+            losses = _ssd_step(loop.net, loop.trainer, loop.loss_fn, x, cls_targets, box_targets)
             values.append(sum(loss.sum().asscalar() for loss in losses))
             if not np.isfinite(values[-1]):
                 raise Diverged("the recipe's loss diverged")
@@ -165,14 +164,15 @@ def detection(args) -> tuple[list[float], list[float]]:
         f"momentum 0.9 wd 0.0005, batch {args.batch}, seed {args.seed}",
         flush=True,
     )
-    return side_by_side(
-        args.epochs,
-        lambda e: our_epoch(task, e, args.seed),
-        recipe_epoch,
-        lambda: mean_ap(task.export_block),
-        lambda: mean_ap(recipe_block),
-        "mAP",
-    )
+    if args.control:  # "ours" is the recipe again, on other augmentation draws
+        (control,) = twin
+        control_block = Detections(control.detector.net, SHAPE)
+        control_block.hybridize()
+        print("control: the 'ours' column is a second recipe loop (same start, other augmentation draws)")
+        first, first_score = (lambda e: recipe_epoch(e, control, "control")), (lambda: mean_ap(control_block))
+    else:
+        first, first_score = (lambda e: our_epoch(task, e, args.seed)), (lambda: mean_ap(task.export_block))
+    return side_by_side(args.epochs, first, recipe_epoch, first_score, lambda: mean_ap(recipe_block), "mAP")
 
 
 def lockstep(args) -> None:
@@ -387,6 +387,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="STEPS",
         help="detection: run STEPS recipe batches through ours, the recipe and the recipe on rounded "
         "inputs in lockstep, printing each step's loss (no evaluation)",
+    )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="detection: replace ours by a second recipe loop on other augmentation draws (the spread "
+        "of the recipe against itself)",
     )
     parser.add_argument("--crop", type=int, default=40, help="segmentation: crop_size")
     args = parser.parse_args(argv)
