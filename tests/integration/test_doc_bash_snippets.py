@@ -109,7 +109,9 @@ def test_pipe_mode_outside_sagemaker_runs_as_the_inputs_page_shows(tmp_path):
 def test_two_hosts_on_loopback_train_as_the_distributed_page_shows(tmp_path):
     code = block("distributed.md", HOSTS_FIRST_LINE)
     # The block's comments say what each tree's resourceconfig.json holds.
-    hosts = re.findall(r"^sagemaker-cv train --ml-root (\S+) &\s+# resourceconfig: (\{.*\})$", code, re.M)
+    hosts = re.findall(
+        r"^sagemaker-cv train --ml-root (\S+) & \w+=\$!\s+# resourceconfig: (\{.*\})$", code, re.M
+    )
     assert [root for root, _ in hosts] == ["h1", "h2"], code
     write_tree(tmp_path / "h1")
     shutil.copytree(tmp_path / "h1", tmp_path / "h2")
@@ -120,9 +122,9 @@ def test_two_hosts_on_loopback_train_as_the_distributed_page_shows(tmp_path):
     assert replaced == 1, code
 
     # A host that never joins fails the job in 2 minutes rather than the default 15.
-    _, out = run_block(code, tmp_path, timeout=600, SAGEMAKER_CV_RENDEZVOUS_TIMEOUT=120)
-    # The block's `wait` returns 0 whatever the jobs' codes: each host's outcome is in its tree and
-    # the shared log. A failing host writes output/failure (ClientError or AlgorithmError).
+    exit_code, out = run_block(code, tmp_path, timeout=600, SAGEMAKER_CV_RENDEZVOUS_TIMEOUT=120)
+    assert exit_code == 0, out[-3000:]  # the block waits for each host by its PID: both succeeded
+    # Each host's outcome is also in its tree: a failing host writes output/failure.
     for root in ("h1", "h2"):
         failure = tmp_path / root / "output" / "failure"
         assert not failure.exists(), f"{root}: {failure.read_text()}\n{out[-3000:]}"
