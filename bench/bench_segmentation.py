@@ -2,7 +2,6 @@
 
     python bench/bench_segmentation.py                  # throughput ratios at a small crop (a few minutes)
     python bench/bench_segmentation.py --rss            # + peak RSS of CLI training runs at crop 480, batch 4
-    python bench/bench_segmentation.py --syncbn-steps 200   # + RSS over many steps, SyncBatchNorm vs BatchNorm
 
 Throughput (images/s, FCN ResNet-50, one CPU context) of three loops on the same images:
 
@@ -261,55 +260,6 @@ def rss_at_480(args) -> None:
         print(f"  {images:4d} training images: peak RSS {rss:7.0f} MB ({seconds:.0f} s, exit {code})")
 
 
-def current_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def syncbn_rss(args) -> None:
-    """RSS over many steps on two CPU contexts, SyncBatchNorm against BatchNorm (GluonCV reports
-    SyncBatchNorm memory growth on MXNet > 1.4: gluon-cv #1298, #1316). A run stops early when its
-    RSS passes --rss-limit-mb (the machine is shared)."""
-    work = Path(tempfile.mkdtemp(prefix="bench-seg-sync-"))
-    every = max(1, args.syncbn_steps // 12)
-    for syncbn in (True, False):
-        name = "SyncBatchNorm" if syncbn else "BatchNorm"
-        root = tree(
-            work / f"sync{int(syncbn)}",
-            16,
-            (48, 64),
-            crop_size=args.crop,
-            base_size=args.crop,
-            mini_batch_size=4,
-            syncbn=str(syncbn),
-        )
-        with contextlib.redirect_stdout(io.StringIO()):
-            task = our_task(root, devices=2)
-        print(f"  {name}, 2 CPU contexts, crop {args.crop}, batch 4: RSS (MB) by step:", flush=True)
-        batches = iter(())
-        tic = time.perf_counter()
-        first = None
-        for step in range(1, args.syncbn_steps + 1):
-            batch = next(batches, None)
-            if batch is None:
-                batches = task.batches(0)
-                batch = next(batches)
-            task.train_step(batch)
-            if step % every == 0 or step == 1:
-                task.train_metrics()  # waits for the devices
-                rss = current_rss_mb()
-                first = rss if first is None else first
-                print(f"    step {step:5d}: {rss:7.0f} ({time.perf_counter() - tic:.0f} s)", flush=True)
-                if rss > args.rss_limit_mb:
-                    print(f"    stopped: RSS above {args.rss_limit_mb} MB", flush=True)
-                    break
-        print(f"  {name}: {rss - first:+.0f} MB from step 1 to step {step}", flush=True)
-        task.close()
-        del task
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -322,16 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rss", action="store_true", help="peak RSS of training runs at crop 480, batch 4")
     parser.add_argument("--rss-images", type=lambda s: [int(v) for v in s.split(",")], default=[4, 16])
-    parser.add_argument("--syncbn-steps", type=int, default=0, help="steps of the SyncBatchNorm RSS trace")
-    parser.add_argument("--rss-limit-mb", type=float, default=6000, help="stop a trace above this RSS")
     parser.add_argument("--skip-throughput", action="store_true", help="only the memory measurements")
     args = parser.parse_args(argv)
     if not args.skip_throughput:
         throughput(args)
     if args.rss:
         rss_at_480(args)
-    if args.syncbn_steps:
-        syncbn_rss(args)
     return 0
 
 

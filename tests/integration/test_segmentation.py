@@ -152,13 +152,22 @@ def test_validate_skips_non_images_and_names_each_defect(tmp_path):
     assert run.failure.startswith("ClientError: ")
 
 
-def test_syncbn_on_two_cpu_devices_with_a_scaled_label_map_and_centre_crops(tmp_path):
+@pytest.mark.fast
+def test_syncbn_on_two_cpu_devices_is_refused(tmp_path):
     root = tmp_path / "ml"
     hp = {"epochs": 1, "crop_size": 20, "base_size": 32, "mini_batch_size": 4, "syncbn": "True"}
+    write_segmentation_tree(root, train=4, validation=3, hyperparameters=hp)
+    run = in_process(root, "--algorithm", "semantic-segmentation", SAGEMAKER_CV_CPU_DEVICES=2)
+    assert run.code == 2 and run.failure.startswith("ClientError: syncbn=True on 2 CPU contexts")
+
+
+def test_two_cpu_devices_with_a_scaled_label_map_and_centre_crops(tmp_path):
+    root = tmp_path / "ml"
+    hp = {"epochs": 1, "crop_size": 20, "base_size": 32, "mini_batch_size": 4}
     write_segmentation_tree(root, train=4, validation=3, label_map="scale", hyperparameters=hp)
     run = train(root, "--algorithm", "semantic-segmentation", SAGEMAKER_CV_CPU_DEVICES=2)
     assert run.code == 0, run.out[-3000:]
-    assert "Training fcn resnet-50 on 2 cpu device(s) with SyncBatchNorm: crop_size 24" in run.out
+    assert "Training fcn resnet-50 on 2 cpu device(s): crop_size 24" in run.out
     assert "#label_map train :{'scale': '3'}" in run.out and "kv_store local" in run.out
     assert len(logged(run, "mIOU")) == 1 and "model_algo-1" in run.model_files
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -127,6 +130,19 @@ def _first_bn_running_means(task) -> list[np.ndarray]:
 
 
 def test_syncbn_shares_batch_statistics_across_two_cpu_contexts(tmp_path):
+    # The device threads GPUs train with, driven on CPU contexts for one step, which a job refuses
+    # (limits.py: they can deadlock). A fresh interpreter with more of MXNet's CPU temporary-memory
+    # slots than a step uses (MXNet reads MXNET_CPU_TEMP_COPY once per process), and nothing left
+    # pending on device 0's engine thread when SyncBatchNorm blocks it.
+    here = Path(__file__).parent
+    code = f"import sys; sys.path.insert(0, {str(here)!r}); import {Path(__file__).stem} as t; t.syncbn_statistics(t.Path({str(tmp_path)!r}))"
+    env = {**os.environ, "MXNET_CPU_TEMP_COPY": "1024"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.stdout.strip().endswith("statistics shared")
+
+
+def syncbn_statistics(tmp_path: Path) -> None:
     batch = (
         np.random.default_rng(0).integers(0, 255, (4, CROP, CROP, 3), dtype=np.uint8),
         np.random.default_rng(1).integers(0, 3, (4, CROP, CROP), dtype=np.uint8),
@@ -142,7 +158,9 @@ def test_syncbn_shares_batch_statistics_across_two_cpu_contexts(tmp_path):
             param.set_data(initial[key])  # every run starts from the same weights
         # Forward and backward only: the Trainer's first step copies device 0's running statistics
         # to the other devices when it initialises its kvstore, which would hide the difference.
-        task.forward_backward(task.device_parts(batch))
+        parts = task.device_parts(batch)
+        mx.nd.waitall()
+        task.forward_backward(parts)
         mx.nd.waitall()  # a read of running statistics does not wait for a static graph's write
         runs[name] = (_first_bn_running_means(task), task)
     one = runs["one"][0][0]
@@ -153,6 +171,7 @@ def test_syncbn_shares_batch_statistics_across_two_cpu_contexts(tmp_path):
     # Plain BatchNorm on two devices: each saw its own two samples.
     assert not np.allclose(local[0], local[1], atol=1e-3)
     assert "SyncBatchNorm" in type(runs["sync"][1].net.model.conv1[1]).__name__
+    print("statistics shared")
 
 
 def test_imagenet_backbone_from_a_local_file(tmp_path, monkeypatch):

@@ -155,6 +155,25 @@ def test_limits_apply_to_cpu_hosts_and_the_cgroup_limit(tmp_path):
     assert host_memory(meminfo, (limit,)) == HostMemory(16_000_000 * 1024, 9_000_000 * 1024)
 
 
+def test_syncbn_is_refused_on_cpu_contexts_only():
+    class HP:
+        algorithm, crop_size, mini_batch_size, syncbn = "fcn", 64, 4, True
+
+    roomy = HostMemory(total=64 * GIB, available=64 * GIB)
+    assert segmentation_limits.problems(HP, plan_devices(0, cpu_devices=3), roomy) == (
+        [
+            "syncbn=True on 3 CPU contexts (SAGEMAKER_CV_CPU_DEVICES=3) can deadlock in MXNet: SyncBatchNorm "
+            "waits for every device while CPU contexts share temporary memory and threads; it synchronises "
+            "GPUs only. Set syncbn=False or SAGEMAKER_CV_CPU_DEVICES=1"
+        ],
+        [],
+    )
+    assert segmentation_limits.problems(HP, plan_devices(0), roomy) == ([], [])  # one context: BatchNorm
+    assert segmentation_limits.problems(HP, plan_devices(2), roomy) == ([], [])  # GPUs
+    HP.syncbn = False
+    assert segmentation_limits.problems(HP, plan_devices(0, cpu_devices=2), roomy) == ([], [])
+
+
 def test_a_map_label_maps_32_bit_pixels_without_a_table_of_their_size():
     label_map = parse_label_map({"map": {"0": 7, "1": 0}}, 2)
     mask = np.full((3, 4), 7, dtype=np.int64)
