@@ -32,7 +32,7 @@ VARIABLES = (
     Variable("SAGEMAKER_CV_ALGORITHM", YOU, "image-classification (each image sets its own)", "the algorithm when `--algorithm` is not given"),
     Variable("SAGEMAKER_CV_ML_ROOT", YOU, "/opt/ml", "replaces `/opt/ml` (`--ml-root`)"),
     Variable("SAGEMAKER_CV_SEED", YOU, "drawn at random and logged", "the job's random seed, an integer in [0, 2147483647]; a job resumed from a checkpoint keeps the checkpoint's"),
-    Variable("SAGEMAKER_CV_CPU_DEVICES", YOU, "1", "on a machine without GPUs, train on this many CPU contexts (exercises the multi-device path)"),
+    Variable("SAGEMAKER_CV_CPU_DEVICES", YOU, "1", "on a machine without GPUs, train on this many CPU contexts (exercises the multi-device path; segmentation refuses syncbn=True on more than one)"),
     Variable("SAGEMAKER_CV_LOG_INTERVAL", YOU, "20", "batches between two `Epoch[N] Batch [M]` lines, as the built-in's"),
     Variable("SAGEMAKER_CV_PIPE_TIMEOUT", YOU, "900", "Pipe mode: seconds to wait for a FIFO to appear, for its writer and for data mid-stream"),
     Variable("SAGEMAKER_CV_TENSORBOARD_DIR", YOU, "/opt/ml/output/tensorboard", "where the TensorBoard event files go (the TensorBoardOutputConfig LocalPath)"),
