@@ -39,6 +39,10 @@ class Run:
 def cli_env(**extra) -> dict:
     env = dict(os.environ)
     env.setdefault("SAGEMAKER_CV_LOG_INTERVAL", "2")
+    # Every job a test runs has a fixed seed, so a learning threshold passes or fails the same way
+    # on every run on a machine: with a drawn seed the im2rec toy job's best accuracy ranged from
+    # 0.58 (a CI failure) to 0.98. A test about the drawn seed passes SAGEMAKER_CV_SEED="".
+    env.setdefault("SAGEMAKER_CV_SEED", "1")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
