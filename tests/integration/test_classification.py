@@ -120,6 +120,7 @@ def test_lst_images_and_model_archive(tree, tmp_path):
 
 
 def test_multi_label_with_weighted_loss(tree):
+    """Trains, then serves through `predict`. Tier: slow (about 20 s)."""
     root = tree(
         content="lst",
         multi_label=True,
@@ -138,6 +139,31 @@ def test_multi_label_with_weighted_loss(tree):
     params = next((root / "model").glob("*.params"))
     sym = mx.sym.load(str(root / "model" / "image-classification-symbol.json"))
     assert "sigmoid" in sym.tojson() and params.exists()
+
+    # Served as the built-in serves it: one probability per class, each its own sigmoid (they need
+    # not sum to 1). `predict` answers what a batch-transform server answers; its per-class
+    # decisions (p > 0.5) on the validation images, scored against the .lst's labels, score what
+    # training logged for the kept epoch (the same lossless PNGs, the same resize and centre crop).
+    validation = root / "input" / "data" / "validation"
+    out = root.parent / "predictions"
+    served = subprocess.run(
+        [sys.executable, "-m", "sagemaker_cv", "predict", "--model", str(root / "model"), "--input", str(validation),
+         "--output", str(out)],
+        capture_output=True, text=True, timeout=300, env=cli_env(),
+    )  # fmt: skip
+    assert served.returncode == 0, served.stderr[-3000:]
+    truth = {}
+    for line in (root / "input" / "data" / "validation_lst" / "validation.lst").read_text().splitlines():
+        _, *labels, rel = line.split("\t")
+        truth[rel] = [int(float(v)) for v in labels]
+    decisions = []
+    for rel, labels in truth.items():
+        probabilities = json.loads((out / f"{rel}.out").read_text())["prediction"]
+        assert len(probabilities) == 3 and all(0 <= p <= 1 for p in probabilities), (rel, probabilities)
+        decisions += [(p > 0.5) == bool(label) for p, label in zip(probabilities, labels)]
+    sums = [sum(json.loads(f.read_text())["prediction"]) for f in out.rglob("*.out")]
+    assert max(sums) - min(sums) > 0.1, sums  # sigmoids, not a softmax's constant 1
+    assert abs(np.mean(decisions) - max(accuracies)) < 1e-6, (np.mean(decisions), accuracies)
 
 
 @pytest.mark.parametrize("augmentation", ["crop", "crop_color", "crop_color_transform"])
