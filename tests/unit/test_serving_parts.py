@@ -8,6 +8,7 @@ Tier: fast (no server, no network).
 from __future__ import annotations
 
 import io
+import json
 import struct
 import sys
 
@@ -19,7 +20,7 @@ from PIL import Image
 from sagemaker_cv.algorithms.inference import MAX_PIXELS, image_size, jpeg_complete
 from sagemaker_cv.contract.errors import ClientError
 from sagemaker_cv.serving import server
-from sagemaker_cv.serving.handler import Handler
+from sagemaker_cv.serving.handler import Handler, Response
 from sagemaker_cv.serving.negotiation import batch_default, choose, media_type
 from sagemaker_cv.serving.server import gunicorn_config
 from sagemaker_cv.serving.settings import (
@@ -156,6 +157,31 @@ def test_the_handlers_response_type(handler, accept, expected):
         assert response.status == 406
     else:
         assert (response.status, response.content_type, response.body) == (200, expected, expected.encode())
+
+
+class Sized(Offers):
+    """Answers a PNG mask of 50 bytes, or class scores of 200 bytes in any other format."""
+
+    def __call__(self, body, accept):
+        return b"p" * 50 if accept == "image/png" else b"r" * 200
+
+
+def test_a_response_over_the_real_time_limit_is_refused_and_names_a_smaller_answer():
+    endpoint = Handler(Sized(SEGMENTATION), max_response_bytes=100)
+    response = endpoint(b"x", "image/jpeg", "application/x-protobuf")
+    assert response.status == 413 and response.content_type == "application/json"
+    assert json.loads(response.body) == {
+        "error": "the response would be 200 bytes (application/x-protobuf), more than the 100 a "
+        "real-time endpoint returns; send a smaller image or ask for image/png or "
+        "application/x-recordio-protobuf (Accept), or use batch transform"
+    }
+    assert endpoint(b"x", "image/jpeg", "image/png").status == 200  # 50 bytes fit
+    assert endpoint(b"x", "image/jpeg", "application/x-recordio-protobuf").status == 413
+    # Batch transform has no response cap.
+    batch = Handler(Sized(SEGMENTATION), None, batch=True)
+    assert batch(b"x", "image/jpeg", "application/x-protobuf") == Response(
+        200, b"r" * 200, "application/x-protobuf"
+    )
 
 
 def test_every_bad_variable_is_named_at_once():
