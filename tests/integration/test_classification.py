@@ -156,12 +156,13 @@ def test_multi_label_with_weighted_loss(tree):
     for line in (root / "input" / "data" / "validation_lst" / "validation.lst").read_text().splitlines():
         _, *labels, rel = line.split("\t")
         truth[rel] = [int(float(v)) for v in labels]
+    answers = {rel: json.loads((out / f"{rel}.out").read_text())["prediction"] for rel in truth}
+    assert len(list(out.rglob("*.out"))) == len(answers)
     decisions = []
-    for rel, labels in truth.items():
-        probabilities = json.loads((out / f"{rel}.out").read_text())["prediction"]
+    for rel, probabilities in answers.items():
         assert len(probabilities) == 3 and all(0 <= p <= 1 for p in probabilities), (rel, probabilities)
-        decisions += [(p > 0.5) == bool(label) for p, label in zip(probabilities, labels)]
-    sums = [sum(json.loads(f.read_text())["prediction"]) for f in out.rglob("*.out")]
+        decisions += [(p > 0.5) == bool(label) for p, label in zip(probabilities, truth[rel])]
+    sums = [sum(probabilities) for probabilities in answers.values()]
     assert max(sums) - min(sums) > 0.1, sums  # sigmoids, not a softmax's constant 1
     assert abs(np.mean(decisions) - max(accuracies)) < 1e-6, (np.mean(decisions), accuracies)
 
